@@ -1,0 +1,57 @@
+# Two commands: `make run` serves the service on http://127.0.0.1:5000; `make test` runs the whole suite.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+INSTANCE := $(CURDIR)/instance
+
+.PHONY: run test install install-test translations extract-messages bench lint clean
+
+$(BIN)/python:
+	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed translations
+
+install-test: $(VENV)/.installed-test translations
+
+translations: $(VENV)/.installed
+	$(BIN)/pybabel compile --statistics -d intake/translations 2>&1 | grep -v '^compiling' || true
+
+extract-messages: $(VENV)/.installed
+	$(BIN)/pybabel -q extract -F babel.cfg --no-location --sort-output -k _l -o intake/translations/messages.pot intake config
+	$(BIN)/pybabel -q update -N --no-fuzzy-matching -i intake/translations/messages.pot -d intake/translations
+
+# Development defaults for a first run on one machine; set INTAKE_* variables yourself to override them.
+run: export INTAKE_ENV ?= development
+run: export INTAKE_INSTANCE_PATH ?= $(INSTANCE)
+ifeq ($(INTAKE_KEYRING_PASSPHRASE)$(INTAKE_KEYRING_PASSPHRASE_FILE),)
+run: export INTAKE_KEYRING_PASSPHRASE_FILE = $(INSTANCE)/keyring.passphrase
+endif
+run: install
+	@mkdir -p "$$INTAKE_INSTANCE_PATH" && chmod 700 "$$INTAKE_INSTANCE_PATH"
+	@$(BIN)/intake keys init --create-passphrase-file
+	@$(BIN)/intake db upgrade
+	@$(BIN)/intake setup-link --if-no-accounts
+	@echo "Serving on http://127.0.0.1:5000 (Ctrl-C stops it). Check the set-up with: $(BIN)/intake doctor"
+	$(BIN)/gunicorn --bind 127.0.0.1:5000 --workers 2 --preload app:app
+
+test: install-test
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install-test
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

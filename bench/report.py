@@ -1,0 +1,258 @@
+"""The benchmark's results: the machine's description, the table, and the files in bench/results/."""
+
+import json
+import os
+import platform
+import sqlite3
+import subprocess
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from bench.load import LoadResult
+
+RESULTS_DIR = Path(__file__).with_name("results")
+
+
+@dataclass
+class Row:
+    """One scenario on one database, with the control measured just before it."""
+
+    scenario: str
+    request: str
+    database: str
+    app: LoadResult
+    control: LoadResult
+
+    @property
+    def ratio(self) -> float:
+        """The app's throughput as a fraction of the control's (1.0 = as fast as bare Flask)."""
+        if self.control.requests_per_s <= 0:
+            return 0.0
+        return self.app.requests_per_s / self.control.requests_per_s
+
+    @property
+    def flagged(self) -> bool:
+        """True if either run had errors, which makes the row's numbers unreliable."""
+        return self.app.error_count > 0 or self.control.error_count > 0
+
+    def errors_cell(self) -> str:
+        """The table's error cell: ``0``, or a flagged count with its breakdown."""
+        if not self.flagged:
+            return "0"
+        parts = []
+        if self.app.error_count:
+            parts.append(f"{self.app.error_count} ({self.app.error_summary()})")
+        if self.control.error_count:
+            parts.append(f"control {self.control.error_count} ({self.control.error_summary()})")
+        return "FLAGGED " + "; ".join(parts)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary of the row."""
+        return {
+            "scenario": self.scenario,
+            "request": self.request,
+            "database": self.database,
+            "ratio": round(self.ratio, 4),
+            "flagged": self.flagged,
+            "app": self.app.as_dict(),
+            "control": self.control.as_dict(),
+        }
+
+
+@dataclass
+class Report:
+    """Everything one run of the benchmark produced."""
+
+    started_at: datetime
+    machine: dict[str, Any]
+    settings: dict[str, Any]
+    rows: list[Row] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def has_errors(self) -> bool:
+        """True if any row is flagged."""
+        return any(row.flagged for row in self.rows)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary of the whole report."""
+        return {
+            "started_at": self.started_at.isoformat(timespec="seconds"),
+            "machine": self.machine,
+            "settings": self.settings,
+            "notes": self.notes,
+            "results": [row.as_dict() for row in self.rows],
+        }
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _memory_gib() -> float | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) / 1024 / 1024, 1)
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def usable_cores() -> int:
+    """The number of CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def _package_version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _git_revision(cwd: Path) -> str:
+    completed = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=cwd, capture_output=True, text=True, check=False
+    )
+    return completed.stdout.strip() if completed.returncode == 0 else "unknown"
+
+
+def describe_machine(*, wrk_version: str, postgres_version: str | None, project_root: Path) -> dict[str, Any]:
+    """The facts needed to compare runs across machines."""
+    return {
+        "cpu_model": _cpu_model(),
+        "cores": os.cpu_count(),
+        "usable_cores": usable_cores(),
+        "memory_gib": _memory_gib(),
+        "os": platform.platform(),
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "gunicorn": _package_version("gunicorn"),
+        "flask": _package_version("flask"),
+        "sqlalchemy": _package_version("sqlalchemy"),
+        "sqlite": sqlite3.sqlite_version,
+        "postgresql": postgres_version or "not used",
+        "wrk": wrk_version,
+        "git_revision": _git_revision(project_root),
+    }
+
+
+COLUMNS = (
+    "scenario",
+    "database",
+    "req/s",
+    "control req/s",
+    "ratio",
+    "p50 ms",
+    "p95 ms",
+    "p99 ms",
+    "control p99",
+    "errors",
+)
+
+
+def _row_cells(row: Row) -> list[str]:
+    return [
+        row.scenario,
+        row.database,
+        f"{row.app.requests_per_s:.0f}",
+        f"{row.control.requests_per_s:.0f}",
+        f"{row.ratio:.2f}",
+        f"{row.app.p50_ms:.2f}",
+        f"{row.app.p95_ms:.2f}",
+        f"{row.app.p99_ms:.2f}",
+        f"{row.control.p99_ms:.2f}",
+        row.errors_cell(),
+    ]
+
+
+def render_table(rows: list[Row]) -> str:
+    """A Markdown table padded so that it also reads well in a terminal."""
+    body = [_row_cells(row) for row in rows]
+    widths = [max(len(cells[i]) for cells in [list(COLUMNS), *body]) for i in range(len(COLUMNS))]
+    numeric = {2, 3, 4, 5, 6, 7, 8}
+
+    def line(cells: list[str]) -> str:
+        padded = [
+            cell.rjust(widths[i]) if i in numeric else cell.ljust(widths[i]) for i, cell in enumerate(cells)
+        ]
+        return "| " + " | ".join(padded) + " |"
+
+    rule = [("-" * (widths[i] - 1) + ":") if i in numeric else "-" * widths[i] for i in range(len(COLUMNS))]
+    return "\n".join([line(list(COLUMNS)), line(rule), *(line(cells) for cells in body)])
+
+
+def render_markdown(report: Report) -> str:
+    """The full Markdown report: table, notes, settings and machine."""
+    settings = report.settings
+    machine = report.machine
+    lines = [
+        f"# Benchmark {report.started_at.strftime('%Y-%m-%d %H:%M:%S UTC')}",
+        "",
+        render_table(report.rows) if report.rows else "(no results)",
+        "",
+        "ratio = req/s of the app ÷ req/s of the control (a bare Flask JSON endpoint, same gunicorn "
+        "settings, measured just before in the same run). Latencies are the app's.",
+    ]
+    requests = {row.scenario: row.request for row in report.rows}
+    if requests:
+        lines += ["", "Scenarios:", *(f"- {name}: `{request}`" for name, request in requests.items())]
+    if report.notes:
+        lines += ["", "Notes:", *(f"- {note}" for note in report.notes)]
+    lines += [
+        "",
+        "Settings: "
+        + ", ".join(
+            [
+                f"{settings['workers']} gunicorn {settings['worker_class']} workers",
+                f"wrk {settings['threads']} threads / {settings['connections']} connections",
+                f"{settings['duration_s']}s measured after {settings['warmup_s']}s warm-up",
+                "servers bound to 127.0.0.1 without access log",
+            ]
+        ),
+        "",
+        "Machine:",
+        f"- CPU: {machine['cpu_model']}, {machine['usable_cores']} usable of {machine['cores']} cores",
+        f"- memory: {machine['memory_gib']} GiB",
+        f"- OS: {machine['os']}",
+        f"- Python {machine['python']}, gunicorn {machine['gunicorn']}, Flask {machine['flask']}, "
+        f"SQLAlchemy {machine['sqlalchemy']}",
+        f"- PostgreSQL {machine['postgresql']}, SQLite {machine['sqlite']}",
+        f"- load tool: {machine['wrk']}",
+        f"- revision: {machine['git_revision']}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text, encoding="utf-8")
+    temporary.replace(path)
+
+
+def write_results(report: Report, directory: Path = RESULTS_DIR) -> tuple[Path, Path]:
+    """Write ``<timestamp>.md`` and ``<timestamp>.json`` into ``directory``; return both paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    stem = "bench-" + report.started_at.strftime("%Y%m%dT%H%M%SZ")
+    markdown_path = directory / f"{stem}.md"
+    json_path = directory / f"{stem}.json"
+    _write_atomically(markdown_path, render_markdown(report))
+    _write_atomically(json_path, json.dumps(report.as_dict(), indent=2) + "\n")
+    return markdown_path, json_path
+
+
+def utc_now() -> datetime:
+    """The current time in UTC, to the second."""
+    return datetime.now(UTC).replace(microsecond=0)

@@ -1,0 +1,95 @@
+"""Every setting the service understands, with its type, default and meaning.
+
+This list is the single source of truth: the loader validates against it, `intake doctor` reads it, and a test
+checks that the README's settings table says the same thing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+SettingType = Literal["str", "int", "bool", "path", "choice", "rate", "url"]
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One configuration setting: `INTAKE_<NAME>` in the environment, `<name>` in the TOML file."""
+
+    name: str
+    type: SettingType
+    default: Any
+    help: str
+    choices: tuple[str, ...] = ()
+    minimum: int | None = None
+    maximum: int | None = None
+    secret: bool = False
+
+    @property
+    def env_name(self) -> str:
+        return f"INTAKE_{self.name}"
+
+    @property
+    def toml_name(self) -> str:
+        return self.name.lower()
+
+
+LOCALES = ("en", "hy", "ru", "az")
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("ENV", "choice", "production", "`development` turns off secure cookies for plain-HTTP local use.",
+            choices=("production", "development")),
+    Setting("INSTANCE_PATH", "path", "instance",
+            "Folder for the SQLite database, the keyring and the development passphrase file "
+            "(relative paths are resolved against the working directory)."),
+    Setting("DATABASE_URL", "url", "",
+            "SQLAlchemy URL. Empty means SQLite at `<instance>/intake.sqlite3`; PostgreSQL as "
+            "`postgresql+psycopg://user@host/db`."),
+    Setting("KEYRING_PATH", "path", "", "The sealed keyring file. Empty means `<instance>/keyring.sealed`."),
+    Setting("KEYRING_PASSPHRASE", "str", "", "Passphrase that unseals the keyring.", secret=True),
+    Setting("KEYRING_PASSPHRASE_FILE", "path", "",
+            "File holding the keyring passphrase (instead of `INTAKE_KEYRING_PASSPHRASE`)."),
+    Setting("REDIS_URL", "url", "",
+            "Redis for rate limits and sessions shared by several workers or hosts. Empty means rate limits "
+            "in memory and sessions in the database."),
+    Setting("SECURE_COOKIES", "choice", "auto",
+            "`true` sends cookies only over HTTPS with the `__Host-` prefix; `auto` means true unless "
+            "`ENV` is development.", choices=("auto", "true", "false")),
+    Setting("BASE_URL", "url", "http://127.0.0.1:5000", "Public address used in printed setup and enrolment links."),
+    Setting("SESSION_IDLE_MINUTES", "int", 15, "A session ends after this long without a request.",
+            minimum=1, maximum=240),
+    Setting("SESSION_ABSOLUTE_HOURS", "int", 8, "A session ends this long after sign-in, whatever happens.",
+            minimum=1, maximum=24),
+    Setting("STEP_UP_MINUTES", "int", 5, "How long a fresh two-factor code counts for sensitive actions.",
+            minimum=1, maximum=30),
+    Setting("SETUP_LINK_MINUTES", "int", 30, "Lifetime of the one-time link that creates the first admin.",
+            minimum=5, maximum=240),
+    Setting("INVITATION_HOURS", "int", 72, "Lifetime of an enrolment or two-factor reset link.",
+            minimum=1, maximum=336),
+    Setting("API_TOKEN_DEFAULT_DAYS", "int", 90, "Lifetime of a personal API token unless another is chosen.",
+            minimum=1, maximum=365),
+    Setting("MAX_REQUEST_BYTES", "int", 1_048_576, "Largest request body accepted (larger gets 413).",
+            minimum=1024),
+    Setting("SIGN_IN_LIMIT_PER_ADDRESS", "rate", "30 per 10 minutes",
+            "Rate limit on each sign-in, enrolment and step-up step per client address."),
+    Setting("SIGN_IN_LIMIT_PER_ACCOUNT", "rate", "10 per 10 minutes",
+            "Rate limit on each sign-in step per account name (known or not)."),
+    Setting("API_LIMIT", "rate", "1200 per minute", "Rate limit on API calls per client address."),
+    Setting("LOCKOUT_THRESHOLD", "int", 5, "Failed sign-ins for one account name before a temporary lockout.",
+            minimum=1, maximum=100),
+    Setting("LOCKOUT_BASE_SECONDS", "int", 60, "First lockout; it doubles with each further failure.",
+            minimum=1),
+    Setting("LOCKOUT_MAX_SECONDS", "int", 3600, "Longest lockout.", minimum=1),
+    Setting("PASSWORD_MIN_LENGTH", "int", 12, "Shortest password accepted.", minimum=12, maximum=128),
+    Setting("ARGON2_TIME_COST", "int", 3, "Argon2id passes.", minimum=1, maximum=20),
+    Setting("ARGON2_MEMORY_KIB", "int", 65536, "Argon2id memory in KiB.", minimum=8, maximum=4_194_304),
+    Setting("ARGON2_PARALLELISM", "int", 4, "Argon2id lanes.", minimum=1, maximum=16),
+    Setting("DEFAULT_LOCALE", "choice", "en", "Language used when neither the person nor the browser chose one.",
+            choices=LOCALES),
+    Setting("TRUSTED_PROXY_HOPS", "int", 0,
+            "Number of reverse proxies in front whose `X-Forwarded-*` headers are trusted.", minimum=0, maximum=5),
+    Setting("LOG_LEVEL", "choice", "INFO", "Log level of the JSON logs on standard error.",
+            choices=("DEBUG", "INFO", "WARNING", "ERROR")),
+)
+
+SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}

@@ -1,0 +1,106 @@
+"""Consent-first documentation intake for survivors and witnesses of attacks on civilians."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from config import ConfigError, load_settings
+from intake.core.db import db
+from intake.core.security import Permission
+from intake.core.keys import PASSPHRASE_ENV, PASSPHRASE_FILE_ENV, Keyring, KeyringError, read_passphrase
+
+__all__ = ["create_app", "StartupError"]
+
+csrf = CSRFProtect()
+
+
+class StartupError(Exception):
+    """The service cannot start: bad configuration, or a keyring that cannot be opened. The message says why."""
+
+
+def open_keyring(settings: Mapping[str, Any]) -> Keyring:
+    """Unseal the keyring named in `settings` with the configured passphrase."""
+    source: dict[str, str] = {}
+    if settings["KEYRING_PASSPHRASE"]:
+        source[PASSPHRASE_ENV] = settings["KEYRING_PASSPHRASE"]
+    if settings["KEYRING_PASSPHRASE_FILE"]:
+        source[PASSPHRASE_FILE_ENV] = settings["KEYRING_PASSPHRASE_FILE"]
+    return Keyring.open(Path(settings["KEYRING_PATH"]), read_passphrase(source))
+
+
+def create_app(config: Mapping[str, Any] | None = None, *, keyring: Keyring | None = None) -> Flask:
+    """Build the application.
+
+    `config` overrides settings by name (as in `config.settings`); `keyring` supplies an already-open keyring
+    (tests and the CLI use it to avoid unsealing twice). Raises `StartupError` with a clear message when the
+    configuration is invalid or the keyring cannot be opened.
+    """
+    try:
+        settings = load_settings(overrides=config)
+    except ConfigError as exc:
+        raise StartupError(f"Configuration error: {exc}") from None
+    try:
+        keyring = keyring or open_keyring(settings)
+    except KeyringError as exc:
+        raise StartupError(f"Keyring error: {exc}") from None
+
+    app = Flask(__name__, instance_path=settings["INSTANCE_PATH"], instance_relative_config=False)
+    app.config.update(settings)
+    # The passphrase is needed only to unseal; it does not stay in the configuration.
+    app.config["KEYRING_PASSPHRASE"] = ""
+    app.config.update(
+        SECRET_KEY=keyring.subkey("session-secret", label="flask"),
+        MAX_CONTENT_LENGTH=settings["MAX_REQUEST_BYTES"],
+        MAX_FORM_MEMORY_SIZE=settings["MAX_REQUEST_BYTES"],
+        WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session, which has its own timeouts
+        WTF_CSRF_SSL_STRICT=True,
+        SESSION_COOKIE_NAME="__Host-intake-session" if settings["SECURE_COOKIES"] else "intake-session",
+        PREFERRED_URL_SCHEME="https" if settings["SECURE_COOKIES"] else "http",
+        JSON_SORT_KEYS=False,
+    )
+    app.extensions["intake.keyring"] = keyring
+    if settings["TRUSTED_PROXY_HOPS"]:
+        hops = settings["TRUSTED_PROXY_HOPS"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
+
+    from intake.core.errors import install_error_handlers
+    from intake.core.i18n import init_i18n
+    from intake.core.limits import init_limits
+    from intake.core.logging import configure_logging
+    from intake.core.sessions import ServerSessionInterface
+    from intake.core.web import install_pipeline
+
+    configure_logging(settings["LOG_LEVEL"])
+    db.init_app(app)
+    app.session_interface = ServerSessionInterface(app)
+    csrf.init_app(app)
+    init_i18n(app)
+    init_limits(app)
+    install_error_handlers(app)
+    app.jinja_env.add_extension("jinja2.ext.do")
+    app.jinja_env.globals["Permission"] = Permission
+    _register_blueprints(app)
+    install_pipeline(app)
+
+    from intake.cli import register_commands
+
+    register_commands(app)
+    return app
+
+
+def _register_blueprints(app: Flask) -> None:
+    from intake.accounts.blueprint import bp as accounts_bp
+    from intake.admin.blueprint import bp as admin_bp
+    from intake.api import init_api
+    from intake.home.blueprint import bp as home_bp
+
+    app.register_blueprint(home_bp)
+    app.register_blueprint(accounts_bp)
+    app.register_blueprint(admin_bp)
+    init_api(app, csrf)

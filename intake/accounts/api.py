@@ -1,0 +1,52 @@
+"""API routes about the calling account: who am I, my tokens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from flask import g
+from flask.views import MethodView
+from flask_smorest import Blueprint, abort
+
+from intake.accounts import operations as ops
+from intake.accounts.models import ApiToken
+from intake.accounts.schemas import MeSchema, TokenSchema
+from intake.core.db import db
+from intake.core.limits import api_limit, limiter
+from intake.core.security import Permission, requires
+
+blp = Blueprint("api_accounts", __name__, url_prefix="/api/v1", description="The calling account")
+limiter.limit(api_limit)(blp)
+
+
+@blp.route("/me")
+class Me(MethodView):
+    @requires(Permission.OWN_ACCOUNT)
+    @blp.response(200, MeSchema)
+    def get(self) -> Any:
+        """The account the token belongs to, with its roles and permissions."""
+        return g.account
+
+
+@blp.route("/tokens")
+class Tokens(MethodView):
+    @requires(Permission.OWN_ACCOUNT)
+    @blp.response(200, TokenSchema(many=True))
+    def get(self) -> Any:
+        """The caller's personal API tokens (never their values)."""
+        return db.session.scalars(
+            sa.select(ApiToken).where(ApiToken.account_id == g.account.id).order_by(ApiToken.id)
+        ).all()
+
+
+@blp.route("/tokens/<int:token_id>")
+class TokenItem(MethodView):
+    @requires(Permission.OWN_ACCOUNT)
+    @blp.response(204)
+    def delete(self, token_id: int) -> None:
+        """Revoke one of the caller's tokens (it may be the one in use)."""
+        token = db.session.get(ApiToken, token_id)
+        if token is None or token.account_id != g.account.id:
+            abort(404, message="No such token.")
+        ops.revoke_api_token(token, actor=g.account)

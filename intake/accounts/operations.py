@@ -1,0 +1,577 @@
+"""Everything that changes accounts. Operations write audit events and never commit: the caller's single
+transaction (the request pipeline or a CLI command) commits or rolls back the change and its events together."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+
+from intake.accounts import passwords, totp
+from intake.accounts.models import (
+    Account,
+    AccountRole,
+    ApiToken,
+    Invitation,
+    InvitationKind,
+    RecoveryCode,
+    SignInThrottle,
+)
+from intake.core.audit import AuditAction, record_event
+from intake.core.crypto import current_keyring
+from intake.core.crypto.account_secrets import open_sealed, seal
+from intake.core.db import db, utcnow
+from intake.core.security import Role, roles_are_compatible
+from intake.core.sessions import WebSession
+
+USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
+API_TOKEN_PREFIX = "intk_"
+RECOVERY_CODE_COUNT = 10
+
+
+class AccountError(Exception):
+    """A request about an account cannot be carried out; the message is translated and safe to show."""
+
+    def __init__(self, message: object, *, field: str | None = None) -> None:
+        super().__init__(str(message))
+        self.message = str(message)
+        self.field = field
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Helpers
+
+
+def normalise_username(username: str) -> str:
+    return unicodedata.normalize("NFKC", username).strip().casefold()
+
+
+def _validate_new_username(username: str) -> str:
+    name = normalise_username(username)
+    if not USERNAME_PATTERN.match(name):
+        raise AccountError(
+            _l("Use 2 to 64 characters: lowercase Latin letters, digits, dots, hyphens or underscores."),
+            field="username",
+        )
+    if db.session.scalar(sa.select(Account.id).where(Account.username == name)) is not None:
+        raise AccountError(_l("That username is taken."), field="username")
+    return name
+
+
+def _validate_roles(roles: Iterable[str]) -> list[Role]:
+    try:
+        chosen = sorted({Role(r) for r in roles})
+    except ValueError:
+        raise AccountError(_l("Unknown role."), field="roles") from None
+    if not chosen:
+        raise AccountError(_l("Choose at least one role."), field="roles")
+    if not roles_are_compatible(chosen):
+        raise AccountError(_l("These roles cannot be held by one account."), field="roles")
+    return chosen
+
+
+def _keyed_hash(purpose: str, value: str) -> str:
+    key = current_keyring().subkey(purpose)
+    return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _link(path: str) -> str:
+    return current_app.config["BASE_URL"].rstrip("/") + path
+
+
+def end_all_sessions(account: Account) -> None:
+    """Sign the account out everywhere: database sessions are deleted, Redis ones fail the epoch check."""
+    account.auth_epoch += 1
+    db.session.execute(sa.delete(WebSession).where(WebSession.account_id == account.id))
+
+
+def active_admin_count() -> int:
+    return db.session.scalar(
+        sa.select(sa.func.count(Account.id))
+        .join(AccountRole)
+        .where(AccountRole.role == Role.ADMIN.value, Account.is_active.is_(True), Account.mfa_confirmed_at.is_not(None))
+    ) or 0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Accounts created directly (tests, benchmarks); people enrol through invitations instead.
+
+
+def create_account(
+    *,
+    username: str,
+    roles: Sequence[str],
+    password: str | None = None,
+    totp_secret: str | None = None,
+    actor: Account | None = None,
+) -> Account:
+    """Create an enrolled account directly (for scripts and tests; people enrol through a link instead).
+
+    With a password the account can sign in; its TOTP secret is `totp_secret`, or a new random one.
+    """
+    name = _validate_new_username(username)
+    account = Account(username=name, roles=[AccountRole(role=r.value) for r in _validate_roles(roles)])
+    if password is not None:
+        account.password_hash = passwords.hash_password(password)
+        account.password_changed_at = utcnow()
+    db.session.add(account)
+    db.session.flush()
+    if password is not None:
+        _store_totp_secret(account, totp_secret or totp.new_secret())
+        account.mfa_confirmed_at = utcnow()
+    record_event(AuditAction.ACCOUNT_CREATED, actor=actor, target_type="account", target_ids=[account.id],
+                 details={"roles": account.role_names})
+    return account
+
+
+def _store_totp_secret(account: Account, secret: str) -> None:
+    account.totp_secret = seal(current_keyring(), secret.encode(), table="accounts", row_id=account.id,
+                               field="totp_secret")
+
+
+def _totp_secret(account: Account) -> str:
+    assert account.totp_secret is not None
+    return open_sealed(current_keyring(), account.totp_secret, table="accounts", row_id=account.id,
+                       field="totp_secret").decode()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# One-time links
+
+
+@dataclass(frozen=True)
+class IssuedLink:
+    invitation: Invitation
+    url: str
+
+
+def _issue(kind: InvitationKind, *, lifetime: timedelta, account: Account | None, actor: Account | None) -> IssuedLink:
+    token = secrets.token_urlsafe(32)
+    invitation = Invitation(
+        token_hash=_token_hash(token),
+        kind=kind.value,
+        account_id=account.id if account else None,
+        created_by_id=actor.id if actor else None,
+        expires_at=utcnow() + lifetime,
+    )
+    db.session.add(invitation)
+    db.session.flush()
+    path = "/setup/" if kind is InvitationKind.SETUP else "/enrol/"
+    return IssuedLink(invitation, _link(path + token))
+
+
+def any_account_exists() -> bool:
+    return db.session.scalar(sa.select(Account.id).limit(1)) is not None
+
+
+def issue_setup_link() -> IssuedLink:
+    """A single-use link that creates the first admin. Refused once any account exists.
+
+    Earlier unused setup links are revoked, so only the newest printed link works.
+    """
+    if any_account_exists():
+        raise AccountError(_l("An account already exists; the first admin has been set up."))
+    now = utcnow()
+    for old in db.session.scalars(
+        sa.select(Invitation).where(
+            Invitation.kind == InvitationKind.SETUP.value,
+            Invitation.completed_at.is_(None),
+            Invitation.revoked_at.is_(None),
+        )
+    ):
+        old.revoked_at = now
+    link = _issue(
+        InvitationKind.SETUP, lifetime=timedelta(minutes=current_app.config["SETUP_LINK_MINUTES"]), account=None,
+        actor=None,
+    )
+    record_event(AuditAction.SETUP_LINK_ISSUED, target_type="invitation", target_ids=[link.invitation.id])
+    return link
+
+
+def invite_account(*, username: str, roles: Sequence[str], actor: Account | None) -> IssuedLink:
+    """Create a not-yet-enrolled account and a single-use enrolment link for it."""
+    name = _validate_new_username(username)
+    chosen = _validate_roles(roles)
+    account = Account(username=name, roles=[AccountRole(role=r.value) for r in chosen])
+    db.session.add(account)
+    db.session.flush()
+    link = _issue(
+        InvitationKind.INVITE, lifetime=timedelta(hours=current_app.config["INVITATION_HOURS"]), account=account,
+        actor=actor,
+    )
+    record_event(AuditAction.INVITATION_ISSUED, actor=actor, target_type="account", target_ids=[account.id],
+                 details={"roles": [r.value for r in chosen], "invitation_id": link.invitation.id})
+    return link
+
+
+def open_link(token: str, *, kind: InvitationKind | None = None) -> Invitation:
+    """Spend a one-time link: it works exactly once, before it expires, unless revoked."""
+    invitation = db.session.scalar(sa.select(Invitation).where(Invitation.token_hash == _token_hash(token)))
+    if invitation is None or (kind is not None and invitation.kind != kind.value) or (
+        kind is None and invitation.kind == InvitationKind.SETUP.value
+    ):
+        raise AccountError(_l("This link is not valid. Ask an administrator for a new one."))
+    if invitation.revoked_at is not None:
+        raise AccountError(_l("This link has been replaced by a newer one. Use the newest link you were given."))
+    if invitation.opened_at is not None:
+        raise AccountError(_l("This link has already been used. Ask an administrator for a new one."))
+    if invitation.expires_at <= utcnow():
+        raise AccountError(_l("This link has expired. Ask an administrator for a new one."))
+    if invitation.account is not None and not invitation.account.is_active:
+        raise AccountError(_l("This account has been deactivated. Ask an administrator."))
+    if invitation.kind == InvitationKind.SETUP.value and any_account_exists():
+        raise AccountError(_l("The first admin has already been set up. Sign in instead."))
+    invitation.opened_at = utcnow()
+    return invitation
+
+
+def pending_invitation(invitation_id: int | None) -> Invitation | None:
+    """The opened, unfinished, unexpired invitation with this id (kept in the session after opening)."""
+    if invitation_id is None:
+        return None
+    invitation = db.session.get(Invitation, invitation_id)
+    if (
+        invitation is None
+        or invitation.completed_at is not None
+        or invitation.revoked_at is not None
+        or invitation.expires_at <= utcnow()
+    ):
+        return None
+    return invitation
+
+
+def set_enrolment_credentials(invitation: Invitation, *, password: str, username: str | None = None) -> Account:
+    """First enrolment step. Setup: create the admin. Invite: choose a password. Reset: confirm the password."""
+    if invitation.kind == InvitationKind.RESET_MFA.value:
+        account = invitation.account
+        assert account is not None
+        if not passwords.verify_password(account.password_hash, password):
+            raise AccountError(_l("That password is not correct."), field="password")
+        return account
+    if invitation.kind == InvitationKind.SETUP.value:
+        if invitation.account is None:
+            name = _validate_new_username(username or "")
+            problems = passwords.password_problems(password, username=name)
+            if problems:
+                raise AccountError(problems[0], field="password")
+            account = Account(username=name, roles=[AccountRole(role=Role.ADMIN.value)])
+            db.session.add(account)
+            db.session.flush()
+            invitation.account_id = account.id
+            invitation.account = account
+        account = invitation.account
+    else:
+        account = invitation.account
+        assert account is not None
+    problems = passwords.password_problems(password, username=account.username)
+    if problems:
+        raise AccountError(problems[0], field="password")
+    account.password_hash = passwords.hash_password(password)
+    account.password_changed_at = utcnow()
+    return account
+
+
+def start_authenticator(account: Account) -> str:
+    """Generate a new TOTP secret for `account` (not yet confirmed) and return it for display."""
+    secret = totp.new_secret()
+    _store_totp_secret(account, secret)
+    account.mfa_confirmed_at = None
+    account.totp_last_counter = 0
+    return secret
+
+
+def authenticator_secret(account: Account) -> str:
+    return _totp_secret(account)
+
+
+def confirm_authenticator(invitation: Invitation, code: str) -> Account:
+    """Finish enrolment with the first code from the new authenticator."""
+    account = invitation.account
+    if account is None or account.totp_secret is None or account.password_hash is None:
+        raise AccountError(_l("Start again from your link."))
+    counter = totp.matching_counter(_totp_secret(account), code, last_counter=account.totp_last_counter)
+    if counter is None:
+        raise AccountError(_l("That code is not correct. Enter the 6-digit code your app shows now."), field="code")
+    account.totp_last_counter = counter
+    account.mfa_confirmed_at = utcnow()
+    invitation.completed_at = utcnow()
+    if invitation.kind == InvitationKind.SETUP.value:
+        record_event(AuditAction.ACCOUNT_CREATED, actor=account, target_type="account", target_ids=[account.id],
+                     details={"roles": account.role_names, "via": "setup_link"})
+    record_event(AuditAction.MFA_ENROLLED, actor=account, target_type="account", target_ids=[account.id],
+                 details={"invitation_id": invitation.id, "kind": invitation.kind})
+    return account
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Sign-in
+
+
+@dataclass(frozen=True)
+class SignInResult:
+    account: Account | None
+    locked_until: datetime | None = None
+    deactivated: bool = False
+    used_recovery_code: bool = False
+
+
+def _throttle_for(username: str) -> SignInThrottle:
+    key = _keyed_hash("sign-in-throttle", normalise_username(username))
+    throttle = db.session.get(SignInThrottle, key)
+    if throttle is None:
+        throttle = SignInThrottle(key=key, failures=0)
+        db.session.add(throttle)
+    return throttle
+
+
+def _register_failure(throttle: SignInThrottle, now: datetime) -> None:
+    config = current_app.config
+    throttle.failures += 1
+    throttle.updated_at = now
+    over = throttle.failures - config["LOCKOUT_THRESHOLD"]
+    if over >= 0:
+        seconds = min(config["LOCKOUT_BASE_SECONDS"] * (2 ** min(over, 20)), config["LOCKOUT_MAX_SECONDS"])
+        throttle.locked_until = now + timedelta(seconds=seconds)
+
+
+def _check_second_factor(account: Account | None, code: str) -> tuple[bool, bool]:
+    """(accepted, was a recovery code). Spends the code: a TOTP step or recovery code works once."""
+    cleaned = "".join(code.split()).lower()
+    if account is None or account.totp_secret is None:
+        totp.matching_counter(totp.new_secret(), cleaned, last_counter=0)
+        return False, False
+    if len(cleaned) == 6 and cleaned.isdigit():
+        counter = totp.matching_counter(_totp_secret(account), cleaned, last_counter=account.totp_last_counter)
+        if counter is None:
+            return False, False
+        account.totp_last_counter = counter
+        return True, False
+    if len(cleaned.replace("-", "")) == 10:
+        code_hash = _keyed_hash("recovery-codes", cleaned.replace("-", ""))
+        recovery = db.session.scalar(
+            sa.select(RecoveryCode).where(
+                RecoveryCode.account_id == account.id, RecoveryCode.code_hash == code_hash,
+                RecoveryCode.used_at.is_(None),
+            )
+        )
+        if recovery is not None:
+            recovery.used_at = utcnow()
+            return True, True
+    return False, False
+
+
+def authenticate(username: str, password: str, code: str) -> SignInResult:
+    """Check username, password and code together; the same work and answer whichever part is wrong."""
+    now = utcnow()
+    name = normalise_username(username)
+    throttle = _throttle_for(name)
+    if throttle.locked_until is not None and throttle.locked_until > now:
+        record_event(AuditAction.LOGIN_LOCKED, details={"locked_until": throttle.locked_until.isoformat()})
+        return SignInResult(None, locked_until=throttle.locked_until)
+    account = db.session.scalar(sa.select(Account).where(Account.username == name))
+    enrolled = account is not None and account.password_hash is not None and account.mfa_confirmed_at is not None
+    password_ok = passwords.verify_password(account.password_hash if enrolled and account else None, password)
+    code_ok, used_recovery = _check_second_factor(account if enrolled else None, code)
+    if not (enrolled and password_ok and code_ok) or account is None:
+        _register_failure(throttle, now)
+        record_event(
+            AuditAction.LOGIN_FAILED,
+            target_type="account" if enrolled and account else None,
+            target_ids=[account.id] if enrolled and account else [],
+            details={"failures": throttle.failures},
+        )
+        locked = throttle.locked_until if throttle.locked_until and throttle.locked_until > now else None
+        return SignInResult(None, locked_until=locked)
+    if throttle in db.session.new:
+        db.session.expunge(throttle)
+    else:
+        db.session.delete(throttle)
+    if not account.is_active:
+        record_event(AuditAction.LOGIN_FAILED, target_type="account", target_ids=[account.id],
+                     details={"deactivated": True})
+        return SignInResult(None, deactivated=True)
+    record_event(AuditAction.LOGIN, actor=account, target_type="account", target_ids=[account.id],
+                 details={"second_factor": "recovery_code" if used_recovery else "totp"})
+    if used_recovery:
+        record_event(AuditAction.RECOVERY_CODE_USED, actor=account, target_type="account", target_ids=[account.id])
+    return SignInResult(account, used_recovery_code=used_recovery)
+
+
+def step_up(account: Account, code: str) -> bool:
+    """Re-check a fresh second-factor code before a sensitive action."""
+    ok, used_recovery = _check_second_factor(account, code)
+    record_event(AuditAction.STEP_UP if ok else AuditAction.STEP_UP_FAILED, actor=account, target_type="account",
+                 target_ids=[account.id], details={"second_factor": "recovery_code" if used_recovery else "totp"})
+    return ok
+
+
+def record_sign_out(account: Account) -> None:
+    record_event(AuditAction.LOGOUT, actor=account, target_type="account", target_ids=[account.id])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Self-service
+
+
+def change_password(account: Account, *, current_password: str, new_password: str) -> None:
+    """Change the password and end every session of the account."""
+    if not passwords.verify_password(account.password_hash, current_password):
+        raise AccountError(_l("That password is not correct."), field="current_password")
+    problems = passwords.password_problems(new_password, username=account.username)
+    if problems:
+        raise AccountError(problems[0], field="new_password")
+    account.password_hash = passwords.hash_password(new_password)
+    account.password_changed_at = utcnow()
+    end_all_sessions(account)
+    record_event(AuditAction.PASSWORD_CHANGED, actor=account, target_type="account", target_ids=[account.id])
+
+
+def create_recovery_codes(account: Account) -> list[str]:
+    """Replace the account's recovery codes with new ones and return them (shown once)."""
+    db.session.execute(sa.delete(RecoveryCode).where(RecoveryCode.account_id == account.id))
+    codes = []
+    alphabet = "abcdefghjkmnpqrstuvwxyz23456789"
+    for _ in range(RECOVERY_CODE_COUNT):
+        raw = "".join(secrets.choice(alphabet) for _ in range(10))
+        codes.append(f"{raw[:5]}-{raw[5:]}")
+        db.session.add(RecoveryCode(account_id=account.id, code_hash=_keyed_hash("recovery-codes", raw)))
+    record_event(AuditAction.RECOVERY_CODES_CREATED, actor=account, target_type="account", target_ids=[account.id],
+                 details={"count": RECOVERY_CODE_COUNT})
+    return codes
+
+
+def unused_recovery_code_count(account: Account) -> int:
+    return db.session.scalar(
+        sa.select(sa.func.count(RecoveryCode.id)).where(
+            RecoveryCode.account_id == account.id, RecoveryCode.used_at.is_(None)
+        )
+    ) or 0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Administration
+
+
+def set_roles(account: Account, roles: Sequence[str], *, actor: Account) -> None:
+    """Replace the account's roles. Sessions of the account end so the new rights apply at once."""
+    chosen = _validate_roles(roles)
+    before = account.role_names
+    after = [r.value for r in chosen]
+    if before == after:
+        return
+    if Role.ADMIN.value in before and Role.ADMIN.value not in after and account.is_active and active_admin_count() <= 1:
+        raise AccountError(_l("This is the last active admin; make another admin first."), field="roles")
+    account.roles = [AccountRole(role=r) for r in after]
+    end_all_sessions(account)
+    record_event(AuditAction.ROLES_CHANGED, actor=actor, target_type="account", target_ids=[account.id],
+                 details={"before": before, "after": after})
+
+
+def deactivate(account: Account, *, actor: Account) -> None:
+    """Stop the account from signing in or using tokens; its sessions end at once."""
+    if not account.is_active:
+        return
+    if account.id == actor.id:
+        raise AccountError(_l("You cannot deactivate your own account."))
+    if Role.ADMIN.value in account.role_names and active_admin_count() <= 1:
+        raise AccountError(_l("This is the last active admin; make another admin first."))
+    account.is_active = False
+    account.deactivated_at = utcnow()
+    end_all_sessions(account)
+    record_event(AuditAction.ACCOUNT_DEACTIVATED, actor=actor, target_type="account", target_ids=[account.id])
+
+
+def reactivate(account: Account, *, actor: Account) -> None:
+    if account.is_active:
+        return
+    account.is_active = True
+    account.deactivated_at = None
+    record_event(AuditAction.ACCOUNT_REACTIVATED, actor=actor, target_type="account", target_ids=[account.id])
+
+
+def reset_two_factor(account: Account, *, actor: Account) -> IssuedLink:
+    """Remove the account's authenticator and recovery codes and issue a link to enrol a new one."""
+    if account.id == actor.id:
+        raise AccountError(_l("Ask another admin to reset your own two-factor."))
+    account.totp_secret = None
+    account.mfa_confirmed_at = None
+    account.totp_last_counter = 0
+    db.session.execute(sa.delete(RecoveryCode).where(RecoveryCode.account_id == account.id))
+    end_all_sessions(account)
+    kind = InvitationKind.RESET_MFA if account.password_hash is not None else InvitationKind.INVITE
+    now = utcnow()
+    for old in db.session.scalars(
+        sa.select(Invitation).where(Invitation.account_id == account.id, Invitation.completed_at.is_(None),
+                                    Invitation.revoked_at.is_(None))
+    ):
+        old.revoked_at = now
+    link = _issue(kind, lifetime=timedelta(hours=current_app.config["INVITATION_HOURS"]), account=account,
+                  actor=actor)
+    record_event(AuditAction.MFA_RESET, actor=actor, target_type="account", target_ids=[account.id],
+                 details={"invitation_id": link.invitation.id})
+    return link
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Personal API tokens
+
+
+def create_api_token(account: Account, *, name: str, expires_in_days: int | None = None) -> tuple[ApiToken, str]:
+    """Create a token carrying the account's permissions; the plaintext is returned once and never stored."""
+    name = name.strip()
+    if not 1 <= len(name) <= 100:
+        raise AccountError(_l("Give the token a name of 1 to 100 characters."), field="name")
+    days = expires_in_days or current_app.config["API_TOKEN_DEFAULT_DAYS"]
+    if not 1 <= days <= 365:
+        raise AccountError(_l("Choose a lifetime between 1 and 365 days."), field="expires_in_days")
+    plaintext = API_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(
+        account_id=account.id, name=name, token_hash=_keyed_hash("api-tokens", plaintext),
+        expires_at=utcnow() + timedelta(days=days),
+    )
+    db.session.add(token)
+    db.session.flush()
+    record_event(AuditAction.TOKEN_CREATED, actor=account, target_type="api_token", target_ids=[token.id],
+                 details={"expires_in_days": days})
+    return token, plaintext
+
+
+def revoke_api_token(token: ApiToken, *, actor: Account) -> None:
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+        record_event(AuditAction.TOKEN_REVOKED, actor=actor, target_type="api_token", target_ids=[token.id])
+
+
+def account_for_api_token(plaintext: str) -> tuple[Account | None, str | None]:
+    """(account, None) for a usable token, else (None, reason) where reason is 'invalid', 'expired', 'revoked' or
+    'inactive'."""
+    if not plaintext.startswith(API_TOKEN_PREFIX) or len(plaintext) > 200:
+        return None, "invalid"
+    token = db.session.scalar(
+        sa.select(ApiToken).where(ApiToken.token_hash == _keyed_hash("api-tokens", plaintext))
+    )
+    if token is None:
+        return None, "invalid"
+    if token.revoked_at is not None:
+        return None, "revoked"
+    now = utcnow()
+    if token.expires_at <= now:
+        return None, "expired"
+    if not token.account.can_sign_in:
+        return None, "inactive"
+    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=5):
+        token.last_used_at = now
+    return token.account, None

@@ -1,0 +1,8 @@
+"""Imports every model module so that `Base.metadata` is complete (for migrations and schema tests)."""
+
+from intake.accounts import models as accounts_models  # noqa: F401
+from intake.core.audit import models as audit_models  # noqa: F401
+from intake.core.db import Base
+from intake.core.sessions import WebSession  # noqa: F401
+
+metadata = Base.metadata

@@ -1,0 +1,125 @@
+"""Database access: one engine per application, one session per application context.
+
+SQLite runs in WAL mode with foreign keys enforced and a busy timeout; PostgreSQL goes through psycopg 3 with
+``pool_pre_ping`` so a restarted server does not surface as an error to the first request after it.
+Handlers and operations never commit: the request pipeline (`intake.core.web`) and the CLI commit once.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask, current_app
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every model; its metadata carries the naming convention migrations rely on."""
+
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on both databases (SQLite has no time zones of its own)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; use intake.core.db.utcnow()")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware, in UTC."""
+    return datetime.now(UTC)
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy issue BEGIN itself so that BEGIN IMMEDIATE can be chosen per transaction.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _sqlite_on_begin(conn: Any) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("immediate") else "BEGIN")
+
+
+def make_engine(url: str) -> Engine:
+    """Create an engine with the settings this service relies on for the given database URL."""
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        engine = sa.create_engine(url, connect_args={"timeout": 10})
+        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "begin", _sqlite_on_begin)
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+
+class _AppSession(Session):
+    """A session bound to the engine of the application in the current context."""
+
+    def get_bind(self, *args: Any, **kwargs: Any) -> Engine:  # type: ignore[override]
+        engine: Engine = current_app.extensions["intake.db"]
+        return engine
+
+
+class Database:
+    """Holds the scoped session; the engine lives on the application (``app.extensions['intake.db']``)."""
+
+    def __init__(self) -> None:
+        self.session = scoped_session(sessionmaker(class_=_AppSession), scopefunc=_scope)
+
+    def init_app(self, app: Flask) -> None:
+        app.extensions["intake.db"] = make_engine(app.config["DATABASE_URL"])
+        app.teardown_appcontext(self._remove_session)
+
+    @property
+    def engine(self) -> Engine:
+        engine: Engine = current_app.extensions["intake.db"]
+        return engine
+
+    def _remove_session(self, _exc: BaseException | None) -> None:
+        self.session.remove()
+
+    def new_session(self) -> Session:
+        """A session outside the request transaction (used by the session store, which saves after the commit)."""
+        return Session(bind=self.engine, expire_on_commit=False)
+
+
+def _scope() -> int:
+    # One session per application context, created with the current app's engine.
+    from flask import globals as flask_globals
+
+    ctx = flask_globals._cv_app.get(None)
+    return id(ctx)
+
+
+db = Database()
+

@@ -1,0 +1,46 @@
+"""Languages of the interface: English, Armenian, Russian and Azerbaijani.
+
+The Armenian, Russian and Azerbaijani catalogues carry a header and per-entry comments saying they still need
+review by a native speaker; the interface says so too, next to the language switch.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, g, request, session
+from flask_babel import Babel
+
+from config.settings import LOCALES
+
+LANGUAGE_NAMES = {"en": "English", "hy": "Հայերեն", "ru": "Русский", "az": "Azərbaycanca"}
+# Catalogues not yet reviewed by a native speaker.
+NEEDS_NATIVE_REVIEW = frozenset({"hy", "ru", "az"})
+
+babel = Babel()
+
+
+def select_locale() -> str:
+    chosen = session.get("lang")
+    if chosen in LOCALES:
+        return str(chosen)
+    account = g.get("account")
+    if account is not None and account.locale in LOCALES:
+        return str(account.locale)
+    from flask import current_app
+
+    return request.accept_languages.best_match(LOCALES) or current_app.config["DEFAULT_LOCALE"]
+
+
+def init_i18n(app: Flask) -> None:
+    app.config["BABEL_DEFAULT_LOCALE"] = "en"
+    app.config["BABEL_DEFAULT_TIMEZONE"] = "UTC"
+    babel.init_app(app, locale_selector=select_locale)
+
+    @app.context_processor
+    def language_context() -> dict[str, object]:
+        from flask_babel import get_locale
+
+        return {
+            "current_locale": str(get_locale() or "en"),
+            "language_names": LANGUAGE_NAMES,
+            "needs_native_review": NEEDS_NATIVE_REVIEW,
+        }

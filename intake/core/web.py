@@ -1,0 +1,212 @@
+"""The request pipeline, after Indico's request handlers: load the caller → check access → process → one commit.
+
+- `load_caller` finds who is calling: a bearer token on the API, the server-side session elsewhere.
+- `check_access` refuses any route whose view declares no permission (deny by default), sends anonymous callers
+  to sign-in (pages) or answers 401 (API), answers 403 to the wrong role, and asks for step-up where declared.
+- `transactional` wraps every view: the view's changes and their audit events commit once at the end, or roll
+  back together on any exception.
+- `secure_headers` sets the security headers on every response.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Flask, Response, current_app, g, redirect, request, session, url_for
+from flask_babel import lazy_gettext as _l
+from werkzeug.exceptions import Forbidden, HTTPException, Unauthorized
+
+from intake.core.audit import AuditAction, record_event
+from intake.core.db import db
+from intake.core.security import PUBLIC, Permission, current_declared_access
+
+log = logging.getLogger("intake.request")
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+)
+PERMISSIONS_POLICY = (
+    "camera=(), microphone=(), geolocation=(), payment=(), usb=(), interest-cohort=(), "
+    "browsing-topics=(), display-capture=(), fullscreen=(self)"
+)
+
+
+def is_api_request() -> bool:
+    return request.path.startswith("/api/")
+
+
+def safe_next(target: str | None, default: str = "/") -> str:
+    """A local path to go back to; anything pointing elsewhere becomes `default` (no open redirects)."""
+    if not target:
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return default
+    return target
+
+
+class ApiUnauthorized(Unauthorized):
+    def __init__(self, reason: str) -> None:
+        messages = {
+            "missing": _l("Send a personal API token as 'Authorization: Bearer <token>'."),
+            "invalid": _l("This API token is not valid."),
+            "expired": _l("This API token has expired. Create a new one."),
+            "revoked": _l("This API token has been revoked."),
+            "inactive": _l("The account this token belongs to cannot sign in."),
+        }
+        super().__init__(description=str(messages.get(reason, messages["invalid"])))
+        self.reason = reason
+
+
+def load_caller() -> None:
+    """Set ``g.account`` (or None) and, for pages whose session just ended, ``g.session_ended``."""
+    from intake.accounts.models import Account
+    from intake.accounts.operations import account_for_api_token
+
+    g.account = None
+    g.api_auth_error = None
+    if is_api_request():
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            account, reason = account_for_api_token(token.strip())
+            g.account, g.api_auth_error = account, reason
+        else:
+            g.api_auth_error = "missing"
+        return
+    account_id = session.get("account_id")
+    if account_id is None:
+        return
+    account = db.session.get(Account, account_id)
+    if account is None or not account.can_sign_in or account.auth_epoch != session.get("epoch"):
+        g.session_ended = True
+        session.clear()
+        return
+    g.account = account
+
+
+def _deny(status: int, *, permission: Any) -> None:
+    record_event(
+        AuditAction.ACCESS_DENIED,
+        actor=g.account,
+        details={"endpoint": request.endpoint or "", "method": request.method, "needs": str(permission)},
+    )
+    db.session.commit()
+    raise Forbidden() if status == 403 else Unauthorized()
+
+
+def step_up_is_fresh() -> bool:
+    stepped = session.get("stepped_up_at")
+    if not stepped:
+        return False
+    minutes = current_app.config["STEP_UP_MINUTES"]
+    return time.time() - float(stepped) < timedelta(minutes=minutes).total_seconds()
+
+
+def check_access() -> Response | None:
+    """Deny by default: only declared routes are reachable, and only by callers holding the permission."""
+    if request.endpoint is None:
+        return None  # no route matched: the 404/405 handler answers
+    permission, step_up = current_declared_access()
+    if permission is None:
+        log.error("route without an access declaration refused", extra={"endpoint": request.endpoint})
+        _deny(403, permission="undeclared")
+    if permission is PUBLIC:
+        return None
+    account = g.account
+    if account is None:
+        if is_api_request():
+            raise ApiUnauthorized(g.api_auth_error or "missing")
+        from flask import flash
+
+        if g.get("session_ended"):
+            flash(str(_l("Your session has ended. Sign in again.")), "info")
+        return redirect(url_for("accounts.sign_in", next=request.full_path if request.method == "GET" else None))
+    assert isinstance(permission, Permission)
+    if not account.has_permission(permission):
+        _deny(403, permission=permission)
+    if step_up and not is_api_request() and not step_up_is_fresh():
+        target = request.full_path if request.method == "GET" else (request.referrer or "/")
+        return redirect(url_for("accounts.step_up", next=safe_next(urlsplit(target).path or "/")))
+    if step_up and is_api_request():
+        raise Forbidden(description=str(_l("This action needs a fresh two-factor code; use the web interface.")))
+    return None
+
+
+def transactional(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Run `view` in the request's single transaction: commit once after it, roll back on any exception."""
+
+    @functools.wraps(view)
+    def run_in_transaction(*args: Any, **kwargs: Any) -> Any:
+        try:
+            response = current_app.make_response(view(*args, **kwargs))
+            db.session.commit()
+        except BaseException:
+            db.session.rollback()
+            raise
+        return response
+
+    return run_in_transaction
+
+
+def start_request() -> None:
+    g.request_id = request.headers.get("X-Request-Id", "")[:64] or secrets.token_hex(8)
+    if not g.request_id.replace("-", "").isalnum():
+        g.request_id = secrets.token_hex(8)
+    g.request_started = time.perf_counter()
+
+
+def secure_headers(response: Response) -> Response:
+    headers = response.headers
+    headers.setdefault("Content-Security-Policy", CSP)
+    headers["X-Content-Type-Options"] = "nosniff"
+    headers["Referrer-Policy"] = "no-referrer"
+    headers["X-Frame-Options"] = "DENY"
+    headers["Permissions-Policy"] = PERMISSIONS_POLICY
+    headers["Cross-Origin-Opener-Policy"] = "same-origin"
+    headers["Cross-Origin-Resource-Policy"] = "same-origin"
+    if request.endpoint != "static":
+        headers["Cache-Control"] = "no-store"
+        headers["Pragma"] = "no-cache"
+    if request.is_secure:
+        headers["Strict-Transport-Security"] = "max-age=63072000; includeSubDomains"
+    headers["X-Request-Id"] = g.get("request_id", "")
+    return response
+
+
+def log_request(response: Response) -> Response:
+    started = g.get("request_started")
+    rule = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
+    log.info(
+        "request",
+        extra={
+            "request_id": g.get("request_id"),
+            "method": request.method,
+            "route": rule,  # the rule, never the path: paths of one-time links carry tokens
+            "status": response.status_code,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 2) if started else None,
+            "account_id": getattr(g.get("account"), "id", None),
+        },
+    )
+    return response
+
+
+def install_pipeline(app: Flask) -> None:
+    """Register the pipeline hooks and wrap every view registered so far in `transactional`."""
+    app.before_request(start_request)
+    app.before_request(load_caller)
+    app.before_request(check_access)
+    app.after_request(secure_headers)
+    app.after_request(log_request)
+    for endpoint, view in list(app.view_functions.items()):
+        if endpoint != "static":
+            app.view_functions[endpoint] = transactional(view)
+

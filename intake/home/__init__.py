@@ -1,0 +1,1 @@
+"""The start page each role lands on, and the health check."""
