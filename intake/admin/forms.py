@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import SelectMultipleField, StringField
+from wtforms import SelectChoice, SelectMultipleField, StringField
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from intake.accounts.forms import at_most, required
@@ -27,7 +27,7 @@ class RoleChoices(SelectMultipleField):
 
 def role_field() -> RoleChoices:
     return RoleChoices(
-        _l("Roles"), choices=[(r.value, ROLE_LABELS[r]) for r in Role],
+        _l("Roles"), choices=[SelectChoice(r.value, ROLE_LABELS[r]) for r in Role],
         description=_l("Interviewer and legal may each be combined with coordinator; other roles stand alone."),
         validators=[required()],
     )
