@@ -12,8 +12,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import ConfigError, load_settings
 from intake.core.db import db
-from intake.core.security import Permission
 from intake.core.keys import PASSPHRASE_ENV, PASSPHRASE_FILE_ENV, Keyring, KeyringError, read_passphrase
+from intake.core.security import Permission
 
 __all__ = ["create_app", "StartupError"]
 

@@ -118,7 +118,9 @@ def _empty_postgres(url: str) -> None:
         tables = [
             r[0]
             for r in conn.execute(
-                sa.text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'")
+                sa.text(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+                )
             )
         ]
         if tables:

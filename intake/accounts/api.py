@@ -49,4 +49,5 @@ class TokenItem(MethodView):
         token = db.session.get(ApiToken, token_id)
         if token is None or token.account_id != g.account.id:
             abort(404, message="No such token.")
+            return
         ops.revoke_api_token(token, actor=g.account)

@@ -40,8 +40,8 @@ from intake.core.db import db, utcnow
 from intake.core.limits import account_name_key, limiter, per_account, per_address, session_account_key
 from intake.core.pages import attach_error, render_form
 from intake.core.security import Permission, public, requires, requires_step_up
+from intake.core.sessions import renew_session_id
 from intake.core.web import safe_next
-from intake.core.sessions import ServerSession
 
 GENERIC_SIGN_IN_ERROR = _l("The username, password or code is not correct.")
 
@@ -50,8 +50,7 @@ def start_signed_in_session(account: Any) -> None:
     """Begin a fresh session for `account` under a new id (session fixation cannot carry over)."""
     lang = session.get("lang")
     session.clear()
-    assert isinstance(session, ServerSession)
-    session.regenerate()
+    renew_session_id()
     session["account_id"] = account.id
     session["epoch"] = account.auth_epoch
     session["signed_in_at"] = time.time()
@@ -115,8 +114,7 @@ def _open(token: str, kind: InvitationKind | None) -> Any:
     except ops.AccountError as exc:
         return render_template("message.html", title=_l("This link cannot be used"), message=exc.message), 410
     session.clear()
-    assert isinstance(session, ServerSession)
-    session.regenerate()
+    renew_session_id()
     session["enrolment"] = invitation.id
     # Move off the address that carries the token, so it stays out of history and is not reloaded.
     return redirect(url_for("accounts.enrol_password"), code=303)

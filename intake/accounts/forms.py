@@ -7,6 +7,7 @@ from flask_wtf import FlaskForm
 from wtforms import IntegerField, PasswordField, StringField
 from wtforms.validators import EqualTo, InputRequired, Length, NumberRange
 
+
 def required() -> InputRequired:
     return InputRequired(message=_l("Fill in this field."))
 

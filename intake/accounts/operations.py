@@ -34,7 +34,7 @@ from intake.core.security import Role, roles_are_compatible
 from intake.core.sessions import WebSession
 
 USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
-API_TOKEN_PREFIX = "intk_"
+API_TOKEN_PREFIX = "intk_"  # noqa: S105 - a public prefix that makes leaked tokens recognisable
 RECOVERY_CODE_COUNT = 10
 
 
@@ -143,7 +143,8 @@ def _store_totp_secret(account: Account, secret: str) -> None:
 
 
 def _totp_secret(account: Account) -> str:
-    assert account.totp_secret is not None
+    if account.totp_secret is None:
+        raise AccountError(_l("No authenticator is set up for this account."))
     return open_sealed(current_keyring(), account.totp_secret, table="accounts", row_id=account.id,
                        field="totp_secret").decode()
 
@@ -253,11 +254,16 @@ def pending_invitation(invitation_id: int | None) -> Invitation | None:
     return invitation
 
 
+def _invited_account(invitation: Invitation) -> Account:
+    if invitation.account is None:
+        raise AccountError(_l("Start again from your link."))
+    return invitation.account
+
+
 def set_enrolment_credentials(invitation: Invitation, *, password: str, username: str | None = None) -> Account:
     """First enrolment step. Setup: create the admin. Invite: choose a password. Reset: confirm the password."""
     if invitation.kind == InvitationKind.RESET_MFA.value:
-        account = invitation.account
-        assert account is not None
+        account = _invited_account(invitation)
         if not passwords.verify_password(account.password_hash, password):
             raise AccountError(_l("That password is not correct."), field="password")
         return account
@@ -272,10 +278,7 @@ def set_enrolment_credentials(invitation: Invitation, *, password: str, username
             db.session.flush()
             invitation.account_id = account.id
             invitation.account = account
-        account = invitation.account
-    else:
-        account = invitation.account
-        assert account is not None
+    account = _invited_account(invitation)
     problems = passwords.password_problems(password, username=account.username)
     if problems:
         raise AccountError(problems[0], field="password")

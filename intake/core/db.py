@@ -85,7 +85,7 @@ def make_engine(url: str) -> Engine:
 class _AppSession(Session):
     """A session bound to the engine of the application in the current context."""
 
-    def get_bind(self, *args: Any, **kwargs: Any) -> Engine:  # type: ignore[override]
+    def get_bind(self, *args: Any, **kwargs: Any) -> Engine:
         engine: Engine = current_app.extensions["intake.db"]
         return engine
 

@@ -14,7 +14,7 @@ import json
 import secrets
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from flask import Flask, Request, Response
@@ -115,7 +115,7 @@ class _RedisStore:
         return f"intake:session:{sid_hash}"
 
     def load(self, sid_hash: str) -> tuple[dict[str, Any], datetime, datetime] | None:
-        raw = self.client.get(self._key(sid_hash))
+        raw = cast(bytes | None, self.client.get(self._key(sid_hash)))
         if raw is None:
             return None
         record = json.loads(raw)
@@ -135,6 +135,15 @@ class _RedisStore:
 
     def delete(self, sid_hash: str) -> None:
         self.client.delete(self._key(sid_hash))
+
+
+def renew_session_id() -> None:
+    """Give the current session a new id at the next save (call at every change of who is signed in)."""
+    from flask import session
+
+    if not isinstance(session, ServerSession):
+        raise RuntimeError("the server-side session interface is not installed")
+    session.regenerate()
 
 
 class ServerSessionInterface(SessionInterface):
@@ -163,8 +172,7 @@ class ServerSessionInterface(SessionInterface):
         return ServerSession()
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
-        assert isinstance(session, ServerSession)
-        if session.transient:
+        if not isinstance(session, ServerSession) or session.transient:
             return
         if not session:
             if session.sid is not None:

@@ -21,7 +21,8 @@ from urllib.parse import urlsplit
 
 from flask import Flask, Response, current_app, g, redirect, request, session, url_for
 from flask_babel import lazy_gettext as _l
-from werkzeug.exceptions import Forbidden, HTTPException, Unauthorized
+from werkzeug.exceptions import Forbidden, Unauthorized
+from werkzeug.wrappers import Response as BaseResponse
 
 from intake.core.audit import AuditAction, record_event
 from intake.core.db import db
@@ -111,7 +112,7 @@ def step_up_is_fresh() -> bool:
     return time.time() - float(stepped) < timedelta(minutes=minutes).total_seconds()
 
 
-def check_access() -> Response | None:
+def check_access() -> BaseResponse | None:
     """Deny by default: only declared routes are reachable, and only by callers holding the permission."""
     if request.endpoint is None:
         return None  # no route matched: the 404/405 handler answers
@@ -130,8 +131,7 @@ def check_access() -> Response | None:
         if g.get("session_ended"):
             flash(str(_l("Your session has ended. Sign in again.")), "info")
         return redirect(url_for("accounts.sign_in", next=request.full_path if request.method == "GET" else None))
-    assert isinstance(permission, Permission)
-    if not account.has_permission(permission):
+    if not isinstance(permission, Permission) or not account.has_permission(permission):
         _deny(403, permission=permission)
     if step_up and not is_api_request() and not step_up_is_fresh():
         target = request.full_path if request.method == "GET" else (request.referrer or "/")

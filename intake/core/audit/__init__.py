@@ -30,15 +30,15 @@ class AuditAction(enum.StrEnum):
     STEP_UP_FAILED = "step_up_failed"
     RECOVERY_CODES_CREATED = "recovery_codes_created"
     RECOVERY_CODE_USED = "recovery_code_used"
-    PASSWORD_CHANGED = "password_changed"
+    PASSWORD_CHANGED = "password_changed"  # noqa: S105 - an event name
     SETUP_LINK_ISSUED = "setup_link_issued"
     INVITATION_ISSUED = "invitation_issued"
     ACCOUNT_CREATED = "account_created"
     ROLES_CHANGED = "roles_changed"
     ACCOUNT_DEACTIVATED = "account_deactivated"
     ACCOUNT_REACTIVATED = "account_reactivated"
-    TOKEN_CREATED = "token_created"
-    TOKEN_REVOKED = "token_revoked"
+    TOKEN_CREATED = "token_created"  # noqa: S105 - an event name
+    TOKEN_REVOKED = "token_revoked"  # noqa: S105 - an event name
     ACCESS_DENIED = "access_denied"
 
 

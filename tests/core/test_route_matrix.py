@@ -1,0 +1,182 @@
+"""Deny by default, proven for every route: generated from `app.url_map`, so a new route is covered the moment
+it exists (and fails here until it declares the permission it needs and has an example URL below).
+
+For each route and method: anonymous → sign-in redirect (pages) or 401 (API); a role without the permission →
+403; a role with it → success (GET 200; POST/DELETE succeeds or refuses the empty form, never 401/403).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from intake.accounts import operations as ops
+from intake.accounts.models import Account
+from intake.core.db import db
+from intake.core.security import PUBLIC, Permission, Role, declared_access, permissions_for
+from tests.conftest import Auth, TestUser, TotpClock, csrf_token
+
+# Routes whose POST ends the caller's session run last, so they do not disturb the other checks.
+RUN_LAST = {"accounts.sign_out"}
+
+EVERYONE = "public"
+SIGNED_IN = frozenset(Role)
+# Who may use each route, written out independently of the code's declarations so that a wrong declaration
+# fails here. A new route fails until it is added.
+EXPECTED: dict[str, str | frozenset[Role]] = {
+    "accounts.sign_in": EVERYONE,
+    "accounts.open_setup_link": EVERYONE,
+    "accounts.open_enrolment_link": EVERYONE,
+    "accounts.enrol_password": EVERYONE,
+    "accounts.enrol_authenticator": EVERYONE,
+    "accounts.choose_language": EVERYONE,
+    "home.healthz": EVERYONE,
+    "home.index": SIGNED_IN,
+    "accounts.sign_out": SIGNED_IN,
+    "accounts.step_up": SIGNED_IN,
+    "accounts.account_overview": SIGNED_IN,
+    "accounts.change_password": SIGNED_IN,
+    "accounts.recovery_codes_offer": SIGNED_IN,
+    "accounts.create_recovery_codes": SIGNED_IN,
+    "accounts.create_token": SIGNED_IN,
+    "accounts.revoke_token": SIGNED_IN,
+    "admin.list_accounts": frozenset({Role.ADMIN}),
+    "admin.invite": frozenset({Role.ADMIN}),
+    "admin.change_roles": frozenset({Role.ADMIN}),
+    "admin.deactivate": frozenset({Role.ADMIN}),
+    "admin.reactivate": frozenset({Role.ADMIN}),
+    "admin.reset_two_factor": frozenset({Role.ADMIN}),
+    "api_accounts.Me": SIGNED_IN,
+    "api_accounts.Tokens": SIGNED_IN,
+    "api_accounts.TokenItem": SIGNED_IN,
+    "api-docs.openapi_json": SIGNED_IN,
+}
+
+
+def _methods(rule: Any) -> list[str]:
+    return sorted(m for m in rule.methods if m not in {"HEAD", "OPTIONS"})
+
+
+def _url(app: Flask, rule: Any, examples: dict[str, Any]) -> str:
+    missing = [arg for arg in rule.arguments if arg not in examples]
+    assert not missing, f"{rule.endpoint}: add an example value for {missing} to the route matrix"
+    with app.test_request_context():
+        from flask import url_for
+
+        return url_for(rule.endpoint, **{arg: examples[arg] for arg in rule.arguments})
+
+
+def _request(client: FlaskClient, method: str, url: str, token: str | None, bearer: str | None) -> Any:
+    headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
+    data = {"csrf_token": token} if token and method != "GET" else None
+    return client.open(url, method=method, data=data, headers=headers)
+
+
+@pytest.fixture
+def people(app: Flask, create_user: Callable[..., TestUser]) -> dict[str, TestUser]:
+    return {role.value: create_user(username=f"user-{role.value}", roles=[role.value]) for role in Role}
+
+
+def _example_values(app: Flask, owner: TestUser) -> dict[str, Any]:
+    """URL arguments: a separate account to act upon, and a token belonging to `owner`."""
+    with app.app_context():
+        victim_name = f"target-of-{owner.username}"
+        victim = db.session.query(Account).filter_by(username=victim_name).one_or_none()
+        if victim is None:
+            victim = ops.create_account(username=victim_name, roles=["reviewer"], password="x" * 12)
+        account = db.session.get(Account, owner.id)
+        token, _ = ops.create_api_token(account, name="matrix")
+        db.session.commit()
+        return {"account_id": victim.id, "token_id": token.id, "token": "not-a-real-link-token"}
+
+
+def _signed_in(app: Flask, auth_factory: Callable[[FlaskClient], Auth], user: TestUser) -> tuple[FlaskClient, str]:
+    client = app.test_client()
+    auth = auth_factory(client)
+    assert auth.sign_in(user).status_code == 303
+    assert auth.step_up(user).status_code == 303
+    return client, csrf_token(client, "/")
+
+
+def _rules(app: Flask) -> list[Any]:
+    rules = [r for r in app.url_map.iter_rules() if r.endpoint != "static"]
+    return sorted(rules, key=lambda r: (r.endpoint in RUN_LAST, r.endpoint))
+
+
+def test_declarations_match_who_should_have_access(app: Flask) -> None:
+    endpoints = {rule.endpoint for rule in _rules(app)}
+    assert endpoints == set(EXPECTED), "routes and the expected-access table differ"
+    for rule in _rules(app):
+        for method in _methods(rule):
+            permission, _ = declared_access(app, rule.endpoint, method)
+            expected = EXPECTED[rule.endpoint]
+            if expected == EVERYONE:
+                assert permission is PUBLIC, rule.endpoint
+            else:
+                assert permission is not PUBLIC and permission is not None, rule.endpoint
+                allowed = {role for role in Role if permission in permissions_for([role])}
+                assert allowed == set(expected), f"{rule.endpoint} {method}: {sorted(allowed)}"
+
+
+def test_every_route_declares_its_access(app: Flask) -> None:
+    undeclared = [
+        f"{rule.endpoint} {method}"
+        for rule in _rules(app)
+        for method in _methods(rule)
+        if declared_access(app, rule.endpoint, method)[0] is None
+    ]
+    assert undeclared == []
+
+
+def test_anonymous_callers(app: Flask) -> None:
+    client = app.test_client()
+    token = csrf_token(client)
+    examples = {"account_id": 1, "token_id": 1, "token": "not-a-real-link-token"}
+    for rule in _rules(app):
+        for method in _methods(rule):
+            permission, _ = declared_access(app, rule.endpoint, method)
+            url = _url(app, rule, examples)
+            response = _request(client, method, url, token, None)
+            where = f"{method} {url}"
+            if permission is PUBLIC:
+                assert response.status_code not in (401, 403) and response.status_code < 500, where
+            elif url.startswith("/api/"):
+                assert response.status_code == 401, where
+                assert response.mimetype == "application/problem+json", where
+            else:
+                assert response.status_code == 302, where
+                assert response.headers["Location"].startswith("/sign-in"), where
+
+
+@pytest.mark.parametrize("role", [r.value for r in Role])
+def test_each_role(app: Flask, people: dict[str, TestUser], totp_clock: TotpClock, role: str) -> None:
+    user = people[role]
+    granted = permissions_for([role])
+    client, token = _signed_in(app, lambda c: Auth(c, totp_clock), user)
+    examples = _example_values(app, user)
+    with app.app_context():
+        _, bearer = ops.create_api_token(db.session.get(Account, user.id), name="matrix-bearer")
+        db.session.commit()
+    checked = 0
+    for rule in _rules(app):
+        for method in _methods(rule):
+            permission, _ = declared_access(app, rule.endpoint, method)
+            if permission is PUBLIC:
+                continue
+            url = _url(app, rule, examples)
+            is_api = url.startswith("/api/")
+            response = _request(client, method, url, None if is_api else token, bearer if is_api else None)
+            where = f"{role}: {method} {url} -> {response.status_code}"
+            assert isinstance(permission, Permission)
+            if permission not in granted:
+                assert response.status_code == 403, where
+            elif method == "GET":
+                assert response.status_code == 200, where
+            else:
+                assert response.status_code not in (400, 401, 403) and response.status_code < 500, where
+            checked += 1
+    assert checked > 0

@@ -1,0 +1,96 @@
+"""Migration discipline, after SecureDrop's tests/test_alembic.py, on SQLite and on PostgreSQL:
+one head; the schema at head equals the models; every revision upgrades and downgrades; and going up then down
+leaves the schema exactly as it was."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from intake.all_models import metadata
+from intake.core import migrate
+from intake.core.db import make_engine
+from tests.conftest import POSTGRES_URL, missing, postgres_reachable
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
+    if request.param == "sqlite":
+        engine = make_engine(f"sqlite:///{tmp_path / 'migrations.sqlite3'}")
+        yield engine
+        engine.dispose()
+        return
+    problem = postgres_reachable(POSTGRES_URL)
+    if problem:
+        missing("postgresql", problem)
+    name = f"intake_migrations_{os.getpid()}"
+    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    engine = make_engine(sa.engine.make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False))
+    yield engine
+    engine.dispose()
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.dispose()
+
+
+def _revisions_base_to_head() -> list[str]:
+    script = ScriptDirectory.from_config(migrate.alembic_config())
+    return [rev.revision for rev in reversed(list(script.walk_revisions("base", "heads")))]
+
+
+def schema_snapshot(engine: sa.Engine) -> dict[str, Any]:
+    """Everything about the schema that a migration can change, in comparable form."""
+    inspector = sa.inspect(engine)
+    snapshot: dict[str, Any] = {}
+    for table in sorted(inspector.get_table_names()):
+        if table == "alembic_version":
+            continue
+        snapshot[table] = {
+            "columns": [
+                (c["name"], str(c["type"]), c["nullable"], str(c.get("default"))) for c in inspector.get_columns(table)
+            ],
+            "pk": inspector.get_pk_constraint(table),
+            "fks": sorted(str(fk) for fk in inspector.get_foreign_keys(table)),
+            "indexes": sorted(str(ix) for ix in inspector.get_indexes(table)),
+            "uniques": sorted(str(u) for u in inspector.get_unique_constraints(table)),
+            "checks": sorted(str(c) for c in inspector.get_check_constraints(table)),
+        }
+    return snapshot
+
+
+def test_there_is_exactly_one_head() -> None:
+    assert len(migrate.head_revisions()) == 1
+
+
+def test_schema_at_head_matches_the_models(empty_engine: sa.Engine) -> None:
+    migrate.upgrade(empty_engine)
+    with empty_engine.connect() as conn:
+        differences = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
+    assert differences == [], "the models and the migrations disagree; write a migration"
+    assert migrate.is_at_head(empty_engine)
+
+
+def test_every_revision_upgrades_and_downgrades(empty_engine: sa.Engine) -> None:
+    previous = "base"
+    for revision in _revisions_base_to_head():
+        before = schema_snapshot(empty_engine)
+        migrate.upgrade(empty_engine, revision)
+        after_upgrade = schema_snapshot(empty_engine)
+        migrate.downgrade(empty_engine, previous)
+        assert schema_snapshot(empty_engine) == before, f"downgrading {revision} did not restore the schema"
+        migrate.upgrade(empty_engine, revision)
+        assert schema_snapshot(empty_engine) == after_upgrade, f"re-applying {revision} gave another schema"
+        previous = revision
+    migrate.downgrade(empty_engine, "base")
+    assert schema_snapshot(empty_engine) == {}
