@@ -57,6 +57,22 @@ COMPATIBLE_ROLE_SETS: frozenset[frozenset[Role]] = frozenset(
 )
 
 
+# The only endpoints reachable without signing in. A view marked `@public` that is not listed here is refused, so
+# opening a route to anonymous callers takes two deliberate changes.
+PUBLIC_ENDPOINTS: frozenset[str] = frozenset(
+    {
+        "static",
+        "home.healthz",
+        "accounts.sign_in",
+        "accounts.open_setup_link",
+        "accounts.open_enrolment_link",
+        "accounts.enrol_password",
+        "accounts.enrol_authenticator",
+        "accounts.choose_language",
+    }
+)
+
+
 class _Public:
     def __repr__(self) -> str:
         return "PUBLIC"
@@ -104,7 +120,10 @@ def requires_step_up(view: F) -> F:
 
 
 def declared_access(app: Flask, endpoint: str, method: str) -> tuple[Permission | _Public | None, bool]:
-    """The (permission, needs step-up) declared for `endpoint` and HTTP `method`; None when undeclared."""
+    """The (permission, needs step-up) declared for `endpoint` and HTTP `method`.
+
+    None when undeclared, or when declared public but missing from `PUBLIC_ENDPOINTS`.
+    """
     if endpoint == "static":
         return PUBLIC, False
     view = app.view_functions.get(endpoint)
@@ -119,6 +138,8 @@ def declared_access(app: Flask, endpoint: str, method: str) -> tuple[Permission 
     if access is None and view_class is not None:
         access = getattr(view_class, ACCESS_ATTRIBUTE, None)
     step_up = bool(getattr(target, STEP_UP_ATTRIBUTE, False))
+    if access is PUBLIC and endpoint not in PUBLIC_ENDPOINTS:
+        return None, False
     return access, step_up
 
 

@@ -180,3 +180,26 @@ def test_each_role(app: Flask, people: dict[str, TestUser], totp_clock: TotpCloc
                 assert response.status_code not in (400, 401, 403) and response.status_code < 500, where
             checked += 1
     assert checked > 0
+
+
+def test_a_route_marked_public_but_not_allowlisted_is_refused(app: Flask) -> None:
+    from intake.core.security import public
+
+    @public
+    def sneaky() -> str:
+        return "should not be reachable"
+
+    app.add_url_rule("/sneaky", "sneaky", sneaky)
+    response = app.test_client().get("/sneaky")
+    assert response.status_code == 403
+    assert "should not be reachable" not in response.get_data(as_text=True)
+
+
+def test_a_route_without_a_declaration_is_refused(app: Flask) -> None:
+    def forgotten() -> str:
+        return "should not be reachable"
+
+    app.add_url_rule("/forgotten", "forgotten", forgotten)
+    response = app.test_client().get("/forgotten")
+    assert response.status_code == 403
+    assert "should not be reachable" not in response.get_data(as_text=True)
