@@ -53,5 +53,10 @@ lint: install-test
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+# Benchmark against a bare Flask control (wrk + gunicorn, SQLite and PostgreSQL); e.g. make bench BENCH_ARGS="--db sqlite"
+bench: install
+	command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -13,7 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from config import ConfigError, load_settings
 from intake.core.db import db
 from intake.core.keys import PASSPHRASE_ENV, PASSPHRASE_FILE_ENV, Keyring, KeyringError, read_passphrase
-from intake.core.security import Permission
+from intake.core.security import Permission, role_titles
 
 __all__ = ["create_app", "StartupError"]
 
@@ -85,6 +85,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, keyring: Keyring | No
     install_error_handlers(app)
     app.jinja_env.add_extension("jinja2.ext.do")
     app.jinja_env.globals["Permission"] = Permission
+    app.jinja_env.filters["role_titles"] = role_titles
     _register_blueprints(app)
     install_pipeline(app)
 

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from flask import current_app
 from flask_babel import lazy_gettext as _l
+from sqlalchemy.orm import joinedload
 
 from intake.accounts import passwords, totp
 from intake.accounts.models import (
@@ -104,6 +105,14 @@ def active_admin_count() -> int:
         .join(AccountRole)
         .where(AccountRole.role == Role.ADMIN.value, Account.is_active.is_(True), Account.mfa_confirmed_at.is_not(None))
     ) or 0
+
+
+def _is_last_admin(account: Account) -> bool:
+    """True when `account` is the only admin able to sign in (an invitee who never enrolled does not count)."""
+    return (
+        Role.ADMIN.value in account.role_names and account.is_active and account.mfa_confirmed_at is not None
+        and active_admin_count() <= 1
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -249,6 +258,7 @@ def pending_invitation(invitation_id: int | None) -> Invitation | None:
         or invitation.completed_at is not None
         or invitation.revoked_at is not None
         or invitation.expires_at <= utcnow()
+        or (invitation.account is not None and not invitation.account.is_active)
     ):
         return None
     return invitation
@@ -435,7 +445,7 @@ def change_password(account: Account, *, current_password: str, new_password: st
         raise AccountError(_l("That password is not correct."), field="current_password")
     problems = passwords.password_problems(new_password, username=account.username)
     if problems:
-        raise AccountError(problems[0], field="new_password")
+        raise AccountError(problems[0], field="password")
     account.password_hash = passwords.hash_password(new_password)
     account.password_changed_at = utcnow()
     end_all_sessions(account)
@@ -475,7 +485,7 @@ def set_roles(account: Account, roles: Sequence[str], *, actor: Account) -> None
     after = [r.value for r in chosen]
     if before == after:
         return
-    if Role.ADMIN.value in before and Role.ADMIN.value not in after and account.is_active and active_admin_count() <= 1:
+    if Role.ADMIN.value not in after and _is_last_admin(account):
         raise AccountError(_l("This is the last active admin; make another admin first."), field="roles")
     account.roles = [AccountRole(role=r) for r in after]
     end_all_sessions(account)
@@ -489,7 +499,7 @@ def deactivate(account: Account, *, actor: Account) -> None:
         return
     if account.id == actor.id:
         raise AccountError(_l("You cannot deactivate your own account."))
-    if Role.ADMIN.value in account.role_names and active_admin_count() <= 1:
+    if _is_last_admin(account):
         raise AccountError(_l("This is the last active admin; make another admin first."))
     account.is_active = False
     account.deactivated_at = utcnow()
@@ -564,7 +574,9 @@ def account_for_api_token(plaintext: str) -> tuple[Account | None, str | None]:
     if not plaintext.startswith(API_TOKEN_PREFIX) or len(plaintext) > 200:
         return None, "invalid"
     token = db.session.scalar(
-        sa.select(ApiToken).where(ApiToken.token_hash == _keyed_hash("api-tokens", plaintext))
+        sa.select(ApiToken)
+        .where(ApiToken.token_hash == _keyed_hash("api-tokens", plaintext))
+        .options(joinedload(ApiToken.account).joinedload(Account.roles))
     )
     if token is None:
         return None, "invalid"

@@ -94,7 +94,12 @@ class Database:
     """Holds the scoped session; the engine lives on the application (``app.extensions['intake.db']``)."""
 
     def __init__(self) -> None:
-        self.session = scoped_session(sessionmaker(class_=_AppSession), scopefunc=_scope)
+        self.session = scoped_session(
+            # One commit ends each request, so nothing needs reloading after it: expiring would only cost queries
+            # when the response is logged or rendered.
+            sessionmaker(class_=_AppSession, expire_on_commit=False),
+            scopefunc=_scope,
+        )
 
     def init_app(self, app: Flask) -> None:
         app.extensions["intake.db"] = make_engine(app.config["DATABASE_URL"])

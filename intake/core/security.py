@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from flask import Flask, current_app, request
+from flask_babel import lazy_gettext as _l
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -26,6 +27,21 @@ class Role(enum.StrEnum):
     COORDINATOR = "coordinator"
     AUDITOR = "auditor"
     ADMIN = "admin"
+
+
+ROLE_TITLES = {
+    Role.INTERVIEWER: _l("interviewer"),
+    Role.REVIEWER: _l("reviewer"),
+    Role.LEGAL: _l("legal"),
+    Role.COORDINATOR: _l("coordinator"),
+    Role.AUDITOR: _l("auditor"),
+    Role.ADMIN: _l("admin"),
+}
+
+
+def role_titles(roles: Iterable[Role | str]) -> str:
+    """The roles' names in the reader's language, comma-separated (for pages)."""
+    return ", ".join(str(ROLE_TITLES[Role(r)]) for r in roles)
 
 
 class Permission(enum.StrEnum):
