@@ -234,14 +234,14 @@ def open_link(token: str, *, kind: InvitationKind | None = None) -> Invitation:
         kind is None and invitation.kind == InvitationKind.SETUP.value
     ):
         raise AccountError(_l("This link is not valid. Ask an administrator for a new one."))
+    if invitation.account is not None and not invitation.account.is_active:
+        raise AccountError(_l("This account has been deactivated. Ask an administrator."))
     if invitation.revoked_at is not None:
         raise AccountError(_l("This link has been replaced by a newer one. Use the newest link you were given."))
     if invitation.opened_at is not None:
         raise AccountError(_l("This link has already been used. Ask an administrator for a new one."))
     if invitation.expires_at <= utcnow():
         raise AccountError(_l("This link has expired. Ask an administrator for a new one."))
-    if invitation.account is not None and not invitation.account.is_active:
-        raise AccountError(_l("This account has been deactivated. Ask an administrator."))
     if invitation.kind == InvitationKind.SETUP.value and any_account_exists():
         raise AccountError(_l("The first admin has already been set up. Sign in instead."))
     invitation.opened_at = utcnow()
@@ -274,7 +274,16 @@ def set_enrolment_credentials(invitation: Invitation, *, password: str, username
     """First enrolment step. Setup: create the admin. Invite: choose a password. Reset: confirm the password."""
     if invitation.kind == InvitationKind.RESET_MFA.value:
         account = _invited_account(invitation)
+        now = utcnow()
+        throttle = _throttle_for(account.username)
+        if throttle.locked_until is not None and throttle.locked_until > now:
+            record_event(AuditAction.LOGIN_LOCKED, target_type="account", target_ids=[account.id],
+                         details={"step": "two_factor_reset"})
+            raise AccountError(_l("Too many failed attempts for this account. Try again later."), field="password")
         if not passwords.verify_password(account.password_hash, password):
+            _register_failure(throttle, now)
+            record_event(AuditAction.LOGIN_FAILED, target_type="account", target_ids=[account.id],
+                         details={"step": "two_factor_reset", "failures": throttle.failures})
             raise AccountError(_l("That password is not correct."), field="password")
         return account
     if invitation.kind == InvitationKind.SETUP.value:
@@ -360,18 +369,30 @@ def _register_failure(throttle: SignInThrottle, now: datetime) -> None:
         throttle.locked_until = now + timedelta(seconds=seconds)
 
 
-def _check_second_factor(account: Account | None, code: str) -> tuple[bool, bool]:
-    """(accepted, was a recovery code). Spends the code: a TOTP step or recovery code works once."""
+@dataclass(frozen=True)
+class _SecondFactor:
+    """A code that matched, not yet spent: a TOTP time step or an unused recovery code."""
+
+    counter: int | None = None
+    recovery: RecoveryCode | None = None
+
+    def spend(self, account: Account) -> None:
+        """Make the code unusable from now on (only once the whole sign-in or step-up has succeeded)."""
+        if self.counter is not None:
+            account.totp_last_counter = self.counter
+        if self.recovery is not None:
+            self.recovery.used_at = utcnow()
+
+
+def _match_second_factor(account: Account | None, code: str) -> _SecondFactor | None:
+    """The matching second factor for `code`, or None. Does the same work for unknown accounts."""
     cleaned = "".join(code.split()).lower()
     if account is None or account.totp_secret is None:
         totp.matching_counter(totp.new_secret(), cleaned, last_counter=0)
-        return False, False
+        return None
     if len(cleaned) == 6 and cleaned.isdigit():
         counter = totp.matching_counter(_totp_secret(account), cleaned, last_counter=account.totp_last_counter)
-        if counter is None:
-            return False, False
-        account.totp_last_counter = counter
-        return True, False
+        return None if counter is None else _SecondFactor(counter=counter)
     if len(cleaned.replace("-", "")) == 10:
         code_hash = _keyed_hash("recovery-codes", cleaned.replace("-", ""))
         recovery = db.session.scalar(
@@ -381,9 +402,8 @@ def _check_second_factor(account: Account | None, code: str) -> tuple[bool, bool
             )
         )
         if recovery is not None:
-            recovery.used_at = utcnow()
-            return True, True
-    return False, False
+            return _SecondFactor(recovery=recovery)
+    return None
 
 
 def authenticate(username: str, password: str, code: str) -> SignInResult:
@@ -397,8 +417,8 @@ def authenticate(username: str, password: str, code: str) -> SignInResult:
     account = db.session.scalar(sa.select(Account).where(Account.username == name))
     enrolled = account is not None and account.password_hash is not None and account.mfa_confirmed_at is not None
     password_ok = passwords.verify_password(account.password_hash if enrolled and account else None, password)
-    code_ok, used_recovery = _check_second_factor(account if enrolled else None, code)
-    if not (enrolled and password_ok and code_ok) or account is None:
+    factor = _match_second_factor(account if enrolled else None, code)
+    if not (enrolled and password_ok) or account is None or factor is None:
         _register_failure(throttle, now)
         record_event(
             AuditAction.LOGIN_FAILED,
@@ -408,6 +428,8 @@ def authenticate(username: str, password: str, code: str) -> SignInResult:
         )
         locked = throttle.locked_until if throttle.locked_until and throttle.locked_until > now else None
         return SignInResult(None, locked_until=locked)
+    factor.spend(account)
+    used_recovery = factor.recovery is not None
     if throttle in db.session.new:
         db.session.expunge(throttle)
     else:
@@ -425,7 +447,11 @@ def authenticate(username: str, password: str, code: str) -> SignInResult:
 
 def step_up(account: Account, code: str) -> bool:
     """Re-check a fresh second-factor code before a sensitive action."""
-    ok, used_recovery = _check_second_factor(account, code)
+    factor = _match_second_factor(account, code)
+    ok = factor is not None
+    used_recovery = factor is not None and factor.recovery is not None
+    if factor is not None:
+        factor.spend(account)
     record_event(AuditAction.STEP_UP if ok else AuditAction.STEP_UP_FAILED, actor=account, target_type="account",
                  target_ids=[account.id], details={"second_factor": "recovery_code" if used_recovery else "totp"})
     return ok
@@ -504,7 +530,18 @@ def deactivate(account: Account, *, actor: Account) -> None:
     account.is_active = False
     account.deactivated_at = utcnow()
     end_all_sessions(account)
+    _revoke_open_links(account)
     record_event(AuditAction.ACCOUNT_DEACTIVATED, actor=actor, target_type="account", target_ids=[account.id])
+
+
+def _revoke_open_links(account: Account) -> None:
+    now = utcnow()
+    for link in db.session.scalars(
+        sa.select(Invitation).where(
+            Invitation.account_id == account.id, Invitation.completed_at.is_(None), Invitation.revoked_at.is_(None)
+        )
+    ):
+        link.revoked_at = now
 
 
 def reactivate(account: Account, *, actor: Account) -> None:
@@ -525,12 +562,7 @@ def reset_two_factor(account: Account, *, actor: Account) -> IssuedLink:
     db.session.execute(sa.delete(RecoveryCode).where(RecoveryCode.account_id == account.id))
     end_all_sessions(account)
     kind = InvitationKind.RESET_MFA if account.password_hash is not None else InvitationKind.INVITE
-    now = utcnow()
-    for old in db.session.scalars(
-        sa.select(Invitation).where(Invitation.account_id == account.id, Invitation.completed_at.is_(None),
-                                    Invitation.revoked_at.is_(None))
-    ):
-        old.revoked_at = now
+    _revoke_open_links(account)
     link = _issue(kind, lifetime=timedelta(hours=current_app.config["INVITATION_HOURS"]), account=account,
                   actor=actor)
     record_event(AuditAction.MFA_RESET, actor=actor, target_type="account", target_ids=[account.id],

@@ -6,7 +6,7 @@ review by a native speaker; the interface says so too, next to the language swit
 
 from __future__ import annotations
 
-from flask import Flask, g, request, session
+from flask import Flask, g, has_request_context, request, session
 from flask_babel import Babel
 
 from config.settings import LOCALES
@@ -19,6 +19,10 @@ babel = Babel()
 
 
 def select_locale() -> str:
+    if not has_request_context():  # CLI commands: their refusal messages use the default language
+        from flask import current_app
+
+        return str(current_app.config["DEFAULT_LOCALE"])
     chosen = session.get("lang")
     if chosen in LOCALES:
         return str(chosen)

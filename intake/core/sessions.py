@@ -64,6 +64,7 @@ class ServerSession(CallbackDict[str, Any], SessionMixin):
         self.new = sid is None
         self.modified = False
         self.rotate = False
+        self.ended = False  # the browser sent the id of a session that has expired or been ended
 
     def regenerate(self) -> None:
         """Issue a new id at the next save (at sign-in and at every privilege change) and restart the clock."""
@@ -169,6 +170,9 @@ class ServerSessionInterface(SessionInterface):
                 if utcnow() - created_at < self.absolute:
                     return ServerSession(data, sid=sid, created_at=created_at, last_seen_at=last_seen_at)
                 self.store.delete(_hash(sid))
+            ended = ServerSession()
+            ended.ended = True
+            return ended
         return ServerSession()
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
