@@ -74,9 +74,10 @@ def create_app(config: Mapping[str, Any] | None = None, *, keyring: Keyring | No
     from intake.core.limits import init_limits
     from intake.core.logging import configure_logging
     from intake.core.sessions import ServerSessionInterface
-    from intake.core.web import install_pipeline
+    from intake.core.web import install_pipeline, start_request
 
     configure_logging(settings["LOG_LEVEL"])
+    app.before_request(start_request)
     db.init_app(app)
     app.session_interface = ServerSessionInterface(app)
     csrf.init_app(app)

@@ -7,6 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import g
 from flask.views import MethodView
+from flask_babel import lazy_gettext as _l
 from flask_smorest import Blueprint, abort
 
 from intake.accounts import operations as ops
@@ -48,6 +49,6 @@ class TokenItem(MethodView):
         """Revoke one of the caller's tokens (it may be the one in use)."""
         token = db.session.get(ApiToken, token_id)
         if token is None or token.account_id != g.account.id:
-            abort(404, message="No such token.")
+            abort(404, message=str(_l("You have no token with this id.")))
             return
         ops.revoke_api_token(token, actor=g.account)

@@ -50,16 +50,16 @@ CSRF_EXPLANATION = _l(
 )
 
 
-def _retry_after(error: HTTPException) -> int | None:
-    limit = getattr(error, "limit", None)
-    if limit is None:
-        return None
-    reset_at = getattr(error, "reset_at", None)
-    if reset_at:
-        import time
+def _retry_after() -> int:
+    """Seconds until the limit that refused this request lets the caller try again."""
+    import time
 
-        return max(1, int(reset_at - time.time()))
-    return int(limit.limit.get_expiry())
+    from intake.core.limits import limiter
+
+    current = limiter.current_limit
+    if current is None:
+        return 60
+    return max(1, int(current.reset_at - time.time()))
 
 
 def problem(status: int, detail: str, *, errors: Any = None, headers: dict[str, str] | None = None) -> Response:
@@ -83,7 +83,7 @@ def problem(status: int, detail: str, *, errors: Any = None, headers: dict[str, 
 def handle_http_error(error: HTTPException) -> Response:
     status = error.code or 500
     headers: dict[str, str] = {}
-    retry = _retry_after(error) if status == 429 else None
+    retry = _retry_after() if status == 429 else None
     if retry:
         headers["Retry-After"] = str(retry)
     if isinstance(error, CSRFError):
@@ -99,6 +99,8 @@ def handle_http_error(error: HTTPException) -> Response:
         data = getattr(error, "data", None)
         if isinstance(data, dict) and "messages" in data:
             errors = data["messages"]
+        if isinstance(data, dict) and isinstance(data.get("message"), str):
+            detail = data["message"]
         if status == 401:
             headers["WWW-Authenticate"] = 'Bearer realm="api"'
         return problem(status, detail, errors=errors, headers=headers)

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from flask import Flask, Response, current_app, g, redirect, request, session, url_for
 from flask_babel import lazy_gettext as _l
-from werkzeug.exceptions import Forbidden, Unauthorized
+from werkzeug.exceptions import Forbidden, RequestEntityTooLarge, Unauthorized
 from werkzeug.wrappers import Response as BaseResponse
 
 from intake.core.audit import AuditAction, record_event
@@ -85,6 +85,7 @@ def load_caller() -> None:
         return
     account_id = session.get("account_id")
     if account_id is None:
+        g.session_ended = getattr(session, "ended", False)
         return
     account = db.session.get(Account, account_id)
     if account is None or not account.can_sign_in or account.auth_epoch != session.get("epoch"):
@@ -162,6 +163,10 @@ def start_request() -> None:
     if not g.request_id.replace("-", "").isalnum():
         g.request_id = secrets.token_hex(8)
     g.request_started = time.perf_counter()
+    # Refuse an oversized body up front, also on routes that never read it (werkzeug only checks on reading).
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    if limit is not None and (request.content_length or 0) > limit:
+        raise RequestEntityTooLarge()
 
 
 def secure_headers(response: Response) -> Response:
@@ -200,8 +205,11 @@ def log_request(response: Response) -> Response:
 
 
 def install_pipeline(app: Flask) -> None:
-    """Register the pipeline hooks and wrap every view registered so far in `transactional`."""
-    app.before_request(start_request)
+    """Register the pipeline hooks and wrap every view registered so far in `transactional`.
+
+    `start_request` is registered by the app factory before any extension, so that every response, even one an
+    extension refuses early (CSRF, rate limits), carries a request id.
+    """
     app.before_request(load_caller)
     app.before_request(check_access)
     app.after_request(secure_headers)
