@@ -160,7 +160,7 @@ def _commit_or_fail(action: Any) -> Any:
 def setup_link(if_no_accounts: bool) -> None:
     from intake.accounts import operations as ops
 
-    if ops.any_account_exists():
+    if ops.setup_is_complete():
         if if_no_accounts:
             return
         raise click.ClickException("Accounts exist already; an admin invites people from the admin pages or with "

@@ -267,6 +267,15 @@ def post_form(client: FlaskClient, path: str, data: dict[str, Any], *, token_fro
     return client.post(path, data={"csrf_token": token, **data}, **kwargs)
 
 
+def open_link(client: FlaskClient, path: str) -> Any:
+    """Open a one-time link as a person does: the page explains it, pressing Continue spends it."""
+    landing = client.get(path)
+    assert landing.status_code == 200, landing.get_data(as_text=True)
+    match = CSRF_PATTERN.search(landing.get_data(as_text=True))
+    assert match, "no CSRF token on the link's page"
+    return client.post(path, data={"csrf_token": match.group(1) or match.group(2)})
+
+
 class Auth:
     def __init__(self, client: FlaskClient, clock: TotpClock) -> None:
         self.client = client

@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import sqlalchemy as sa
 from flask import (
     abort,
     current_app,
@@ -35,8 +34,8 @@ from intake.accounts.forms import (
     SignInForm,
     TokenForm,
 )
-from intake.accounts.models import ApiToken, Invitation, InvitationKind
-from intake.core.db import db, utcnow
+from intake.accounts.models import Invitation, InvitationKind
+from intake.core.db import utcnow
 from intake.core.limits import account_name_key, limiter, per_account, per_address, session_account_key
 from intake.core.pages import attach_error, render_form
 from intake.core.security import Permission, public, requires, requires_step_up
@@ -53,7 +52,6 @@ def start_signed_in_session(account: Any) -> None:
     renew_session_id()
     session["account_id"] = account.id
     session["epoch"] = account.auth_epoch
-    session["signed_in_at"] = time.time()
     if lang:
         session["lang"] = lang
 
@@ -109,7 +107,17 @@ def sign_out() -> Response:
 
 
 def _open(token: str, kind: InvitationKind | None) -> Any:
+    """GET shows what the link is for and a button; only pressing it (POST) spends the link, so that mail
+    scanners and link previews that fetch the address do not use it up."""
+    form = ButtonForm()
     try:
+        invitation = ops.check_link(token, kind=kind)
+        if request.method == "GET":
+            username = invitation.account.username if invitation.account else None
+            return render_template("accounts/link_landing.html", form=form, kind=invitation.kind,
+                                   username=username)
+        if not form.validate_on_submit():
+            abort(400)
         invitation = ops.open_link(token, kind=kind)
     except ops.AccountError as exc:
         return render_template("message.html", title=_l("This link cannot be used"), message=exc.message), 410
@@ -178,10 +186,8 @@ def enrol_authenticator() -> Any:
     if account is None or session.get("enrolment_password_ok") != invitation.id:
         return redirect(url_for("accounts.enrol_password"), code=303)
     form = CodeForm()
-    if request.method == "GET" or account.totp_secret is None:
-        secret = ops.start_authenticator(account)
-    else:
-        secret = ops.authenticator_secret(account)
+    # The secret stays the same until confirmed, so reloading the page does not undo a scan already made.
+    secret = ops.start_authenticator(account) if account.totp_secret is None else ops.authenticator_secret(account)
     if form.validate_on_submit():
         try:
             ops.confirm_authenticator(invitation, form.code.data or "")
@@ -227,12 +233,12 @@ def step_up() -> Any:
 
 @requires(Permission.OWN_ACCOUNT)
 def account_overview() -> Any:
-    tokens = db.session.scalars(
-        sa.select(ApiToken).where(ApiToken.account_id == g.account.id).order_by(ApiToken.created_at.desc())
-    ).all()
     return render_template(
-        "accounts/account.html", tokens=tokens, recovery_left=ops.unused_recovery_code_count(g.account),
-        button=ButtonForm(), now=utcnow(),
+        "accounts/account.html",
+        tokens=ops.api_tokens_of(g.account),
+        recovery_left=ops.unused_recovery_code_count(g.account),
+        button=ButtonForm(),
+        now=utcnow(),
     )
 
 
@@ -290,8 +296,8 @@ def create_token() -> Any:
 def revoke_token(token_id: int) -> Response:
     if not ButtonForm().validate_on_submit():
         abort(400)
-    token = db.session.get(ApiToken, token_id)
-    if token is None or token.account_id != g.account.id:
+    token = ops.own_api_token(g.account, token_id)
+    if token is None:
         abort(404)
     ops.revoke_api_token(token, actor=g.account)
     flash(str(_l("The token has been revoked.")), "success")

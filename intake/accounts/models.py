@@ -127,9 +127,6 @@ class ApiToken(Base):
 
     account: Mapped[Account] = relationship()
 
-    def is_usable(self, now: datetime) -> bool:
-        return self.revoked_at is None and self.expires_at > now
-
 
 class SignInThrottle(Base):
     """Failed sign-ins per account name, known or not (so a lockout reveals nothing about which names exist)."""

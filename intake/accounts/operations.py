@@ -15,7 +15,10 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from flask import current_app
 from flask_babel import lazy_gettext as _l
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from intake.accounts import passwords, totp
 from intake.accounts.models import (
@@ -37,6 +40,8 @@ from intake.core.sessions import WebSession
 USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 API_TOKEN_PREFIX = "intk_"  # noqa: S105 - a public prefix that makes leaked tokens recognisable
 RECOVERY_CODE_COUNT = 10
+# Failed sign-ins older than this no longer count towards a lockout.
+FAILURES_REMEMBERED = timedelta(days=1)
 
 
 class AccountError(Exception):
@@ -183,26 +188,28 @@ def _issue(kind: InvitationKind, *, lifetime: timedelta, account: Account | None
     return IssuedLink(invitation, _link(path + token))
 
 
-def any_account_exists() -> bool:
-    return db.session.scalar(sa.select(Account.id).limit(1)) is not None
+def setup_is_complete() -> bool:
+    """True once any account has finished enrolling: from then on admins invite people, not setup links."""
+    return db.session.scalar(sa.select(Account.id).where(Account.mfa_confirmed_at.is_not(None)).limit(1)) is not None
 
 
 def issue_setup_link() -> IssuedLink:
-    """A single-use link that creates the first admin. Refused once any account exists.
+    """A single-use link that creates the first admin. Refused once an account has finished enrolling.
 
-    Earlier unused setup links are revoked, so only the newest printed link works.
+    Earlier unused setup links are revoked, so only the newest printed link works, and an admin account begun
+    through one of them but never finished is removed, so that abandoning the setup half-way loses nothing.
     """
-    if any_account_exists():
+    if setup_is_complete():
         raise AccountError(_l("An account already exists; the first admin has been set up."))
     now = utcnow()
     for old in db.session.scalars(
-        sa.select(Invitation).where(
-            Invitation.kind == InvitationKind.SETUP.value,
-            Invitation.completed_at.is_(None),
-            Invitation.revoked_at.is_(None),
-        )
+        sa.select(Invitation).where(Invitation.kind == InvitationKind.SETUP.value, Invitation.completed_at.is_(None))
     ):
-        old.revoked_at = now
+        old.revoked_at = old.revoked_at or now
+        unfinished = old.account
+        if unfinished is not None and unfinished.mfa_confirmed_at is None:
+            old.account_id = None
+            db.session.delete(unfinished)
     link = _issue(
         InvitationKind.SETUP, lifetime=timedelta(minutes=current_app.config["SETUP_LINK_MINUTES"]), account=None,
         actor=None,
@@ -227,8 +234,11 @@ def invite_account(*, username: str, roles: Sequence[str], actor: Account | None
     return link
 
 
-def open_link(token: str, *, kind: InvitationKind | None = None) -> Invitation:
-    """Spend a one-time link: it works exactly once, before it expires, unless revoked."""
+def check_link(token: str, *, kind: InvitationKind | None = None) -> Invitation:
+    """The invitation behind a one-time link if it can still be used; AccountError saying why not otherwise.
+
+    Looking does not spend the link (mail scanners and link previews fetch links); `open_link` does.
+    """
     invitation = db.session.scalar(sa.select(Invitation).where(Invitation.token_hash == _token_hash(token)))
     if invitation is None or (kind is not None and invitation.kind != kind.value) or (
         kind is None and invitation.kind == InvitationKind.SETUP.value
@@ -242,9 +252,27 @@ def open_link(token: str, *, kind: InvitationKind | None = None) -> Invitation:
         raise AccountError(_l("This link has already been used. Ask an administrator for a new one."))
     if invitation.expires_at <= utcnow():
         raise AccountError(_l("This link has expired. Ask an administrator for a new one."))
-    if invitation.kind == InvitationKind.SETUP.value and any_account_exists():
+    if invitation.kind == InvitationKind.SETUP.value and setup_is_complete():
         raise AccountError(_l("The first admin has already been set up. Sign in instead."))
-    invitation.opened_at = utcnow()
+    return invitation
+
+
+def open_link(token: str, *, kind: InvitationKind | None = None) -> Invitation:
+    """Spend a one-time link: it works exactly once, before it expires, unless revoked.
+
+    Spent with a conditional UPDATE, so of two browsers opening the same link at once only one gets it.
+    """
+    invitation = check_link(token, kind=kind)
+    now = utcnow()
+    spent = db.session.execute(
+        sa.update(Invitation)
+        .where(Invitation.id == invitation.id, Invitation.opened_at.is_(None))
+        .values(opened_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if _rowcount(spent) != 1:
+        raise AccountError(_l("This link has already been used. Ask an administrator for a new one."))
+    set_committed_value(invitation, "opened_at", now)
     return invitation
 
 
@@ -274,17 +302,7 @@ def set_enrolment_credentials(invitation: Invitation, *, password: str, username
     """First enrolment step. Setup: create the admin. Invite: choose a password. Reset: confirm the password."""
     if invitation.kind == InvitationKind.RESET_MFA.value:
         account = _invited_account(invitation)
-        now = utcnow()
-        throttle = _throttle_for(account.username)
-        if throttle.locked_until is not None and throttle.locked_until > now:
-            record_event(AuditAction.LOGIN_LOCKED, target_type="account", target_ids=[account.id],
-                         details={"step": "two_factor_reset"})
-            raise AccountError(_l("Too many failed attempts for this account. Try again later."), field="password")
-        if not passwords.verify_password(account.password_hash, password):
-            _register_failure(throttle, now)
-            record_event(AuditAction.LOGIN_FAILED, target_type="account", target_ids=[account.id],
-                         details={"step": "two_factor_reset", "failures": throttle.failures})
-            raise AccountError(_l("That password is not correct."), field="password")
+        _check_password_guarded(account, password, step="two_factor_reset", field="password")
         return account
     if invitation.kind == InvitationKind.SETUP.value:
         if invitation.account is None:
@@ -350,23 +368,68 @@ class SignInResult:
     used_recovery_code: bool = False
 
 
-def _throttle_for(username: str) -> SignInThrottle:
-    key = _keyed_hash("sign-in-throttle", normalise_username(username))
-    throttle = db.session.get(SignInThrottle, key)
-    if throttle is None:
-        throttle = SignInThrottle(key=key, failures=0)
-        db.session.add(throttle)
-    return throttle
+def _throttle_key(username: str) -> str:
+    return _keyed_hash("sign-in-throttle", normalise_username(username))
 
 
-def _register_failure(throttle: SignInThrottle, now: datetime) -> None:
+def _locked_until(username: str, now: datetime) -> datetime | None:
+    throttle = db.session.get(SignInThrottle, _throttle_key(username))
+    if throttle is None or throttle.locked_until is None or throttle.locked_until <= now:
+        return None
+    return throttle.locked_until
+
+
+def _refuse_if_locked(username: str, now: datetime, *, account: Account | None, step: str) -> datetime | None:
+    """When the account name is locked out, record the attempt and return until when; else None."""
+    locked_until = _locked_until(username, now)
+    if locked_until is not None:
+        record_event(AuditAction.LOGIN_LOCKED, target_type="account" if account else None,
+                     target_ids=[account.id] if account else [],
+                     details={"step": step, "locked_until": locked_until.isoformat()})
+    return locked_until
+
+
+def _record_failure(username: str, now: datetime, *, account: Account | None, step: str) -> datetime | None:
+    """Count a failed attempt against the account name (known or not); return the lockout it causes, if any.
+
+    The row is created if needed and then locked, so concurrent failures each count (SQLite requests that
+    write already hold the database's write lock).
+    """
     config = current_app.config
+    key = _throttle_key(username)
+    insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    db.session.execute(
+        insert(SignInThrottle).values(key=key, failures=0, updated_at=now).on_conflict_do_nothing(
+            index_elements=["key"]
+        )
+    )
+    throttle = db.session.scalars(
+        sa.select(SignInThrottle).where(SignInThrottle.key == key).with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+    if now - throttle.updated_at > FAILURES_REMEMBERED:
+        throttle.failures = 0
     throttle.failures += 1
     throttle.updated_at = now
     over = throttle.failures - config["LOCKOUT_THRESHOLD"]
     if over >= 0:
         seconds = min(config["LOCKOUT_BASE_SECONDS"] * (2 ** min(over, 20)), config["LOCKOUT_MAX_SECONDS"])
         throttle.locked_until = now + timedelta(seconds=seconds)
+    record_event(AuditAction.LOGIN_FAILED, target_type="account" if account else None,
+                 target_ids=[account.id] if account else [], details={"step": step, "failures": throttle.failures})
+    if secrets.randbelow(50) == 0:
+        # Forget names whose failures are old and whose lockout is over, so the table does not grow unbounded.
+        db.session.execute(
+            sa.delete(SignInThrottle).where(
+                SignInThrottle.updated_at < now - FAILURES_REMEMBERED,
+                sa.or_(SignInThrottle.locked_until.is_(None), SignInThrottle.locked_until < now),
+            )
+        )
+    return throttle.locked_until if throttle.locked_until and throttle.locked_until > now else None
+
+
+def _clear_failures(username: str) -> None:
+    db.session.execute(sa.delete(SignInThrottle).where(SignInThrottle.key == _throttle_key(username)))
 
 
 @dataclass(frozen=True)
@@ -374,14 +437,35 @@ class _SecondFactor:
     """A code that matched, not yet spent: a TOTP time step or an unused recovery code."""
 
     counter: int | None = None
-    recovery: RecoveryCode | None = None
+    recovery_id: int | None = None
 
-    def spend(self, account: Account) -> None:
-        """Make the code unusable from now on (only once the whole sign-in or step-up has succeeded)."""
+    def spend(self, account: Account) -> bool:
+        """Make the code unusable from now on; False if a concurrent request spent it first.
+
+        Spent with a conditional UPDATE, so of two requests presenting the same code only one succeeds.
+        """
         if self.counter is not None:
-            account.totp_last_counter = self.counter
-        if self.recovery is not None:
-            self.recovery.used_at = utcnow()
+            result = db.session.execute(
+                sa.update(Account)
+                .where(Account.id == account.id, Account.totp_last_counter < self.counter)
+                .values(totp_last_counter=self.counter)
+                .execution_options(synchronize_session=False)
+            )
+            if _rowcount(result) != 1:
+                return False
+            set_committed_value(account, "totp_last_counter", self.counter)
+            return True
+        result = db.session.execute(
+            sa.update(RecoveryCode)
+            .where(RecoveryCode.id == self.recovery_id, RecoveryCode.used_at.is_(None))
+            .values(used_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        return _rowcount(result) == 1
+
+
+def _rowcount(result: object) -> int:
+    return int(getattr(result, "rowcount", 0))
 
 
 def _match_second_factor(account: Account | None, code: str) -> _SecondFactor | None:
@@ -395,14 +479,14 @@ def _match_second_factor(account: Account | None, code: str) -> _SecondFactor | 
         return None if counter is None else _SecondFactor(counter=counter)
     if len(cleaned.replace("-", "")) == 10:
         code_hash = _keyed_hash("recovery-codes", cleaned.replace("-", ""))
-        recovery = db.session.scalar(
-            sa.select(RecoveryCode).where(
+        recovery_id = db.session.scalar(
+            sa.select(RecoveryCode.id).where(
                 RecoveryCode.account_id == account.id, RecoveryCode.code_hash == code_hash,
                 RecoveryCode.used_at.is_(None),
             )
         )
-        if recovery is not None:
-            return _SecondFactor(recovery=recovery)
+        if recovery_id is not None:
+            return _SecondFactor(recovery_id=recovery_id)
     return None
 
 
@@ -410,51 +494,47 @@ def authenticate(username: str, password: str, code: str) -> SignInResult:
     """Check username, password and code together; the same work and answer whichever part is wrong."""
     now = utcnow()
     name = normalise_username(username)
-    throttle = _throttle_for(name)
-    if throttle.locked_until is not None and throttle.locked_until > now:
-        record_event(AuditAction.LOGIN_LOCKED, details={"locked_until": throttle.locked_until.isoformat()})
-        return SignInResult(None, locked_until=throttle.locked_until)
     account = db.session.scalar(sa.select(Account).where(Account.username == name))
     enrolled = account is not None and account.password_hash is not None and account.mfa_confirmed_at is not None
-    password_ok = passwords.verify_password(account.password_hash if enrolled and account else None, password)
-    factor = _match_second_factor(account if enrolled else None, code)
-    if not (enrolled and password_ok) or account is None or factor is None:
-        _register_failure(throttle, now)
-        record_event(
-            AuditAction.LOGIN_FAILED,
-            target_type="account" if enrolled and account else None,
-            target_ids=[account.id] if enrolled and account else [],
-            details={"failures": throttle.failures},
-        )
-        locked = throttle.locked_until if throttle.locked_until and throttle.locked_until > now else None
-        return SignInResult(None, locked_until=locked)
-    factor.spend(account)
-    used_recovery = factor.recovery is not None
-    if throttle in db.session.new:
-        db.session.expunge(throttle)
-    else:
-        db.session.delete(throttle)
-    if not account.is_active:
-        record_event(AuditAction.LOGIN_FAILED, target_type="account", target_ids=[account.id],
-                     details={"deactivated": True})
+    known = account if enrolled else None
+    locked_until = _refuse_if_locked(name, now, account=known, step="sign_in")
+    if locked_until is not None:
+        return SignInResult(None, locked_until=locked_until)
+    password_ok = passwords.verify_password(known.password_hash if known else None, password)
+    factor = _match_second_factor(known, code)
+    if known is None or not password_ok or factor is None or not factor.spend(known):
+        return SignInResult(None, locked_until=_record_failure(name, now, account=known, step="sign_in"))
+    _clear_failures(name)
+    used_recovery = factor.recovery_id is not None
+    if not known.is_active:
+        record_event(AuditAction.LOGIN_FAILED, target_type="account", target_ids=[known.id],
+                     details={"step": "sign_in", "deactivated": True})
         return SignInResult(None, deactivated=True)
-    record_event(AuditAction.LOGIN, actor=account, target_type="account", target_ids=[account.id],
+    record_event(AuditAction.LOGIN, actor=known, target_type="account", target_ids=[known.id],
                  details={"second_factor": "recovery_code" if used_recovery else "totp"})
     if used_recovery:
-        record_event(AuditAction.RECOVERY_CODE_USED, actor=account, target_type="account", target_ids=[account.id])
-    return SignInResult(account, used_recovery_code=used_recovery)
+        record_event(AuditAction.RECOVERY_CODE_USED, actor=known, target_type="account", target_ids=[known.id])
+    return SignInResult(known, used_recovery_code=used_recovery)
 
 
 def step_up(account: Account, code: str) -> bool:
     """Re-check a fresh second-factor code before a sensitive action."""
     factor = _match_second_factor(account, code)
-    ok = factor is not None
-    used_recovery = factor is not None and factor.recovery is not None
-    if factor is not None:
-        factor.spend(account)
+    ok = factor is not None and factor.spend(account)
+    used_recovery = factor is not None and factor.recovery_id is not None
     record_event(AuditAction.STEP_UP if ok else AuditAction.STEP_UP_FAILED, actor=account, target_type="account",
                  target_ids=[account.id], details={"second_factor": "recovery_code" if used_recovery else "totp"})
     return ok
+
+
+def _check_password_guarded(account: Account, password: str, *, step: str, field: str) -> None:
+    """Verify `account`'s password where a guess could be made, counting failures towards the lockout."""
+    now = utcnow()
+    if _refuse_if_locked(account.username, now, account=account, step=step) is not None:
+        raise AccountError(_l("Too many failed attempts for this account. Try again later."), field=field)
+    if not passwords.verify_password(account.password_hash, password):
+        _record_failure(account.username, now, account=account, step=step)
+        raise AccountError(_l("That password is not correct."), field=field)
 
 
 def record_sign_out(account: Account) -> None:
@@ -467,8 +547,7 @@ def record_sign_out(account: Account) -> None:
 
 def change_password(account: Account, *, current_password: str, new_password: str) -> None:
     """Change the password and end every session of the account."""
-    if not passwords.verify_password(account.password_hash, current_password):
-        raise AccountError(_l("That password is not correct."), field="current_password")
+    _check_password_guarded(account, current_password, step="change_password", field="current_password")
     problems = passwords.password_problems(new_password, username=account.username)
     if problems:
         raise AccountError(problems[0], field="password")
@@ -531,7 +610,20 @@ def deactivate(account: Account, *, actor: Account) -> None:
     account.deactivated_at = utcnow()
     end_all_sessions(account)
     _revoke_open_links(account)
-    record_event(AuditAction.ACCOUNT_DEACTIVATED, actor=actor, target_type="account", target_ids=[account.id])
+    revoked = _revoke_api_tokens(account)
+    record_event(AuditAction.ACCOUNT_DEACTIVATED, actor=actor, target_type="account", target_ids=[account.id],
+                 details={"tokens_revoked": revoked})
+
+
+def _revoke_api_tokens(account: Account) -> int:
+    """Revoke every live API token of `account` (they would otherwise outlive what ended its sessions)."""
+    result = db.session.execute(
+        sa.update(ApiToken)
+        .where(ApiToken.account_id == account.id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+        .execution_options(synchronize_session="fetch")
+    )
+    return _rowcount(result)
 
 
 def _revoke_open_links(account: Account) -> None:
@@ -563,10 +655,11 @@ def reset_two_factor(account: Account, *, actor: Account) -> IssuedLink:
     end_all_sessions(account)
     kind = InvitationKind.RESET_MFA if account.password_hash is not None else InvitationKind.INVITE
     _revoke_open_links(account)
+    revoked = _revoke_api_tokens(account)
     link = _issue(kind, lifetime=timedelta(hours=current_app.config["INVITATION_HOURS"]), account=account,
                   actor=actor)
     record_event(AuditAction.MFA_RESET, actor=actor, target_type="account", target_ids=[account.id],
-                 details={"invitation_id": link.invitation.id})
+                 details={"invitation_id": link.invitation.id, "tokens_revoked": revoked})
     return link
 
 
@@ -592,6 +685,20 @@ def create_api_token(account: Account, *, name: str, expires_in_days: int | None
     record_event(AuditAction.TOKEN_CREATED, actor=account, target_type="api_token", target_ids=[token.id],
                  details={"expires_in_days": days})
     return token, plaintext
+
+
+def api_tokens_of(account: Account) -> list[ApiToken]:
+    """The account's API tokens, newest first (never their values, which are not stored)."""
+    return list(db.session.scalars(
+        sa.select(ApiToken).where(ApiToken.account_id == account.id).order_by(ApiToken.created_at.desc(),
+                                                                             ApiToken.id.desc())
+    ))
+
+
+def own_api_token(account: Account, token_id: int) -> ApiToken | None:
+    """The token with this id if it belongs to `account`; None otherwise (whoever else's it may be)."""
+    token = db.session.get(ApiToken, token_id)
+    return token if token is not None and token.account_id == account.id else None
 
 
 def revoke_api_token(token: ApiToken, *, actor: Account) -> None:

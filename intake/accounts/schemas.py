@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields
+from marshmallow import RAISE, Schema, fields, validate
+
+from config.settings import LOCALES
 
 
 class MeSchema(Schema):
@@ -14,6 +16,16 @@ class MeSchema(Schema):
 
     def _permissions(self, account: object) -> list[str]:
         return sorted(str(p) for p in getattr(account, "permissions", ()))
+
+
+class MePatchSchema(Schema):
+    """What the caller may change about their own account through the API: the interface language."""
+
+    class Meta:
+        unknown = RAISE  # a misspelt or unsupported field is an error, never silently ignored
+
+    locale = fields.String(required=True, validate=validate.OneOf(LOCALES),
+                           metadata={"description": "Preferred interface language."})
 
 
 class TokenSchema(Schema):

@@ -7,11 +7,12 @@ Handlers and operations never commit: the request pipeline (`intake.core.web`) a
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Flask, current_app
+from flask import Flask, current_app, has_request_context, request
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
@@ -67,19 +68,28 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# Transactions that will write take SQLite's write lock when they begin, so concurrent writers queue on the busy
+# timeout instead of one failing with "database is locked" when its read transaction tries to upgrade. Requests
+# other than GET, HEAD and OPTIONS are such transactions; other code sets `write_intent`.
+write_intent: ContextVar[bool] = ContextVar("intake_write_intent", default=False)
+_READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 def _sqlite_on_begin(conn: Any) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("immediate") else "BEGIN")
+    writes = write_intent.get() or (has_request_context() and request.method not in _READ_ONLY_METHODS)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
 
 
 def make_engine(url: str) -> Engine:
     """Create an engine with the settings this service relies on for the given database URL."""
     parsed = sa.engine.make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        engine = sa.create_engine(url, connect_args={"timeout": 10})
+        engine = sa.create_engine(url, connect_args={"timeout": 10}, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    # hide_parameters: error messages and logs must never carry row values (hashes, sealed secrets, tokens).
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, hide_parameters=True)
 
 
 class _AppSession(Session):

@@ -10,7 +10,7 @@ from flask.testing import FlaskClient
 
 from intake.accounts import operations as ops
 from intake.core.db import db
-from tests.conftest import PASSWORD, TotpClock, post_form
+from tests.conftest import PASSWORD, TotpClock, open_link, post_form
 
 SECRET_PATTERN = re.compile(r'id="totp-secret">([A-Z2-7 ]+)<')
 LINK_PATTERN = re.compile(r'id="one-time-link">([^<]+)<')
@@ -26,7 +26,7 @@ def issue_setup_link(app: Flask) -> str:
 def enrol(client: FlaskClient, clock: TotpClock, link_path: str, *, username: str | None = None,
           password: str = PASSWORD) -> str:
     """Follow a one-time link through both enrolment steps; return the TOTP secret shown on the page."""
-    opened = client.get(link_path)
+    opened = open_link(client, link_path)
     assert opened.status_code == 303 and opened.headers["Location"].endswith("/enrol/password")
     data = {"password": password, "confirm": password}
     if username:

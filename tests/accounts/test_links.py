@@ -17,7 +17,7 @@ from flask.testing import FlaskClient
 from intake.accounts import operations as ops
 from intake.accounts.models import Account, Invitation
 from intake.core.db import db, utcnow
-from tests.conftest import PASSWORD, Auth, TestUser, TotpClock, post_form
+from tests.conftest import PASSWORD, Auth, TestUser, TotpClock, open_link, post_form
 
 SECRET_PATTERN = re.compile(r'id="totp-secret">([A-Z2-7 ]+)<')
 LINK_PATTERN = re.compile(r'id="one-time-link">([^<]+)<')
@@ -94,7 +94,7 @@ def choose_password_and_enrol(client: FlaskClient, clock: TotpClock, data: dict[
 
 def test_an_enrolment_link_works_once(app: Flask) -> None:
     link = invitation_link(app)
-    first = app.test_client().get(link)
+    first = open_link(app.test_client(), link)
     assert first.status_code == 303
     assert first.headers["Location"].endswith("/enrol/password")
 
@@ -125,7 +125,7 @@ def test_an_expired_setup_link_says_it_has_expired(make_app: Callable[..., Flask
 def test_a_link_that_expires_while_enrolling_stops_the_enrolment(app: Flask) -> None:
     link = invitation_link(app)
     client = app.test_client()
-    assert client.get(link).status_code == 303
+    assert open_link(client, link).status_code == 303
     expire(app, link)
     page = client.get("/enrol/password")
     assert page.status_code == 404
@@ -147,7 +147,7 @@ def test_an_enrolment_token_does_not_work_as_a_setup_link_and_back(app: Flask) -
     setup = setup_link(app)
     assert_refused(app.test_client().get("/enrol/" + token_of(setup)), "not valid")
     # Neither refusal spent the real link.
-    assert app.test_client().get(setup).status_code == 303
+    assert open_link(app.test_client(), setup).status_code == 303
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -173,7 +173,7 @@ def test_a_newer_setup_link_replaces_the_older(app: Flask, totp_clock: TotpClock
     assert_refused(app.test_client().get(older),
                    "This link has been replaced by a newer one. Use the newest link you were given.")
     client = app.test_client()
-    assert client.get(newer).status_code == 303
+    assert open_link(client, newer).status_code == 303
     choose_password_and_enrol(client, totp_clock, {"username": "lusine", "password": PASSWORD,
                                                    "confirm": PASSWORD})
     assert "lusine" in client.get("/").get_data(as_text=True)
@@ -182,7 +182,7 @@ def test_a_newer_setup_link_replaces_the_older(app: Flask, totp_clock: TotpClock
 def test_a_setup_link_opened_in_two_browsers_creates_one_admin(app: Flask, totp_clock: TotpClock) -> None:
     link = setup_link(app)
     client = app.test_client()
-    assert client.get(link).status_code == 303
+    assert open_link(client, link).status_code == 303
     choose_password_and_enrol(client, totp_clock, {"username": "lusine", "password": PASSWORD, "confirm": PASSWORD})
     assert_refused(app.test_client().get(link), "already been used")
     with app.app_context():
@@ -210,7 +210,7 @@ def test_the_token_leaves_the_address_at_once_and_never_shows_again(app: Flask) 
     link = invitation_link(app)
     token = token_of(link)
     client = app.test_client()
-    opened = client.get(link)
+    opened = open_link(client, link)
     assert opened.status_code == 303
     assert token not in opened.headers["Location"]
     assert token not in opened.get_data(as_text=True)
@@ -227,7 +227,7 @@ def test_the_token_leaves_the_address_at_once_and_never_shows_again(app: Flask) 
 
 def test_a_refused_link_does_not_echo_the_token(app: Flask) -> None:
     link = invitation_link(app)
-    app.test_client().get(link)
+    open_link(app.test_client(), link)
     refused = app.test_client().get(link)
     assert refused.status_code == 410
     assert token_of(link) not in refused.get_data(as_text=True)
@@ -260,7 +260,7 @@ def test_posting_to_enrolment_without_an_opened_link_changes_nothing(app: Flask)
 def test_the_authenticator_step_needs_the_password_step_first(app: Flask) -> None:
     link = invitation_link(app)
     client = app.test_client()
-    client.get(link)
+    open_link(client, link)
     skipped = client.get("/enrol/authenticator")
     assert skipped.status_code == 303
     assert skipped.headers["Location"].endswith("/enrol/password")
@@ -286,6 +286,7 @@ def test_a_deactivated_accounts_invitation_link_is_refused(app: Flask, create_us
 def reset_two_factor_through_admin_page(app: Flask, clock: TotpClock, admin: TestUser, target: TestUser) -> str:
     admin_client = app.test_client()
     Auth(admin_client, clock).sign_in(admin)
+    Auth(admin_client, clock).step_up(admin)
     issued = post_form(admin_client, f"/admin/accounts/{target.id}/reset-two-factor", {},
                        token_from="/admin/accounts")
     assert issued.status_code == 200, issued.get_data(as_text=True)
@@ -305,7 +306,7 @@ def test_two_factor_reset_confirms_the_password_then_replaces_the_authenticator(
     link = reset_two_factor_through_admin_page(app, totp_clock, admin, user)
 
     client = app.test_client()
-    assert client.get(link).status_code == 303
+    assert open_link(client, link).status_code == 303
     page = client.get("/enrol/password").get_data(as_text=True)
     assert "Set up a new authenticator" in page and "Confirm your password for amira" in page
 
@@ -360,7 +361,7 @@ def test_a_newer_reset_link_replaces_the_older(
     older = reset_two_factor_through_admin_page(app, totp_clock, admin, user)
     newer = reset_two_factor_through_admin_page(app, totp_clock, admin, user)
     assert_refused(app.test_client().get(older), "replaced by a newer one")
-    assert app.test_client().get(newer).status_code == 303
+    assert open_link(app.test_client(), newer).status_code == 303
 
 
 def test_a_deactivated_accounts_reset_link_is_refused(
@@ -379,7 +380,7 @@ def test_deactivation_stops_an_enrolment_already_under_way(
     admin = create_user("lusine", roles=("admin",))
     link = invitation_link(app, "amira")
     client = app.test_client()
-    assert client.get(link).status_code == 303
+    assert open_link(client, link).status_code == 303
     deactivate(app, "amira", by=admin)
     refused = post_form(client, "/enrol/password", {"password": PASSWORD, "confirm": PASSWORD},
                         token_from="/sign-in")
@@ -398,7 +399,7 @@ def test_wrong_passwords_on_a_reset_link_count_towards_the_lockout(
         link = ops.reset_two_factor(target, actor=admin).url.removeprefix(BASE)
         db.session.commit()
     client = app.test_client()
-    assert client.get(link).status_code == 303
+    assert open_link(client, link).status_code == 303
     for _ in range(2):
         wrong = post_form(client, "/enrol/password", {"password": "not the password at all"})
         assert "That password is not correct." in wrong.get_data(as_text=True)
@@ -424,3 +425,48 @@ def test_links_of_a_deactivated_account_stay_dead_after_reactivation(
         db.session.commit()
     assert_refused(app.test_client().get(link), "replaced by a newer one")
     assert account_named(app, "amira").password_hash is None
+
+
+def test_looking_at_a_link_does_not_spend_it(app: Flask) -> None:
+    link = invitation_link(app)
+    for _ in range(2):  # a mail scanner, then the person
+        landing = app.test_client().get(link)
+        assert landing.status_code == 200
+        assert "You have been invited as amira." in landing.get_data(as_text=True)
+        assert token_of(link) not in landing.get_data(as_text=True)
+    assert open_link(app.test_client(), link).status_code == 303
+
+
+def test_continuing_from_a_link_needs_the_pages_csrf_token(app: Flask) -> None:
+    link = invitation_link(app)
+    client = app.test_client()
+    client.get(link)
+    assert client.post(link, data={}).status_code == 400
+    assert open_link(app.test_client(), link).status_code == 303  # the refused attempt did not spend it
+
+
+def test_an_abandoned_first_admin_setup_can_be_started_again(app: Flask, totp_clock: TotpClock) -> None:
+    first = setup_link(app)
+    client = app.test_client()
+    open_link(client, first)
+    step1 = post_form(client, "/enrol/password", {"username": "lusine", "password": PASSWORD, "confirm": PASSWORD})
+    assert step1.status_code == 303  # … and then the browser was closed before the authenticator step
+
+    result = app.test_cli_runner().invoke(args=["setup-link", "--if-no-accounts"])
+    assert result.exit_code == 0 and "/setup/" in result.output
+    again = re.search(r"http://localhost(/setup/\S+)", result.output).group(1)
+    assert_refused(app.test_client().get(first), "replaced by a newer one")
+    fresh = app.test_client()
+    assert open_link(fresh, again).status_code == 303
+    choose_password_and_enrol(fresh, totp_clock, {"username": "lusine", "password": PASSWORD, "confirm": PASSWORD})
+    with app.app_context():
+        assert db.session.scalars(sa.select(Account.username)).all() == ["lusine"]
+
+
+def test_reloading_the_authenticator_page_keeps_the_secret_already_scanned(app: Flask) -> None:
+    client = app.test_client()
+    open_link(client, invitation_link(app))
+    post_form(client, "/enrol/password", {"password": PASSWORD, "confirm": PASSWORD})
+    first = SECRET_PATTERN.search(client.get("/enrol/authenticator").get_data(as_text=True)).group(1)
+    second = SECRET_PATTERN.search(client.get("/enrol/authenticator").get_data(as_text=True)).group(1)
+    assert first == second

@@ -19,7 +19,7 @@ from intake.accounts import operations as ops
 from intake.accounts import passwords
 from intake.accounts.models import Account, Invitation
 from intake.core.db import Base, db
-from tests.conftest import Auth, TestUser, TotpClock, post_form
+from tests.conftest import Auth, TestUser, TotpClock, open_link, post_form
 
 STRONG = "saffron lantern orchard thimble"
 TRANSLATIONS = Path(intake.__file__).parent / "translations"
@@ -34,7 +34,7 @@ def open_invitation(app: Flask, username: str) -> FlaskClient:
         db.session.commit()
         path = link.url.removeprefix("http://localhost")
     client = app.test_client()
-    assert client.get(path).status_code == 303
+    assert open_link(client, path).status_code == 303
     return client
 
 
@@ -106,7 +106,7 @@ def test_a_username_based_password_is_refused_at_setup_too(app: Flask) -> None:
         path = ops.issue_setup_link().url.removeprefix("http://localhost")
         db.session.commit()
     client = app.test_client()
-    client.get(path)
+    open_link(client, path)
     response = post_form(client, "/enrol/password",
                          {"username": "karapetyan", "password": "karapetyan2024", "confirm": "karapetyan2024"})
     assert response.status_code == 422

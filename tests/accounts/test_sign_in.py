@@ -309,7 +309,7 @@ def test_a_deactivated_account_is_told_so_only_with_correct_credentials(
     assert summary(right) == f"There is a problem {DEACTIVATED}"
     assert client.get("/").status_code == 302  # not signed in
     (event,) = events(app, AuditAction.LOGIN_FAILED)[-1:]
-    assert event.details == {"deactivated": True}
+    assert event.details == {"step": "sign_in", "deactivated": True}
     assert events(app, AuditAction.LOGIN) == []
 
 

@@ -23,7 +23,7 @@ from intake.accounts.models import Account, Invitation
 from intake.core.audit import AuditEvent
 from intake.core.db import db
 from tests.accounts.test_enrolment_flow import enrol
-from tests.conftest import PASSPHRASE, TestUser, TotpClock
+from tests.conftest import PASSPHRASE, TestUser, TotpClock, open_link
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -277,7 +277,9 @@ def test_users_invite_refuses_bad_input_and_creates_nothing(app: Flask, create_u
 def test_an_invitation_link_is_spent_once_opened(app: Flask, totp_clock: TotpClock) -> None:
     result = app.test_cli_runner().invoke(args=["users", "invite", "--username", "amira", "--role", "reviewer"])
     path = re.search(r"http://localhost(/enrol/\S+)", result.output).group(1)
-    assert app.test_client().get(path).status_code == 303
+    landing = app.test_client().get(path)
+    assert landing.status_code == 200  # looking at the link does not spend it
+    assert open_link(app.test_client(), path).status_code == 303
     later = app.test_client().get(path)
     assert later.status_code == 410
     assert "already been used" in later.get_data(as_text=True)
