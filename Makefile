@@ -24,7 +24,7 @@ install: $(VENV)/.installed translations
 install-test: $(VENV)/.installed-test translations
 
 translations: $(VENV)/.installed
-	$(BIN)/pybabel compile --statistics -d intake/translations 2>&1 | grep -v '^compiling' || true
+	$(BIN)/pybabel -q compile -d intake/translations
 
 extract-messages: $(VENV)/.installed
 	$(BIN)/pybabel -q extract -F babel.cfg --no-location --sort-output -k _l -o intake/translations/messages.pot intake config

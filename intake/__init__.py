@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,18 @@ def open_keyring(settings: Mapping[str, Any]) -> Keyring:
     return Keyring.open(Path(settings["KEYRING_PATH"]), read_passphrase(source))
 
 
+def forget_environment_passphrase(config: Mapping[str, Any] | None) -> None:
+    """Remove `INTAKE_KEYRING_PASSPHRASE` from the process environment once it has unsealed the keyring.
+
+    Worker processes forked later (gunicorn `--preload`) and any subprocess would otherwise inherit it. Only a
+    passphrase that came from the environment is removed: when `config` supplied one, that one was used and the
+    environment is left as it is.
+    """
+    if config is not None and "KEYRING_PASSPHRASE" in config:
+        return
+    os.environ.pop(PASSPHRASE_ENV, None)
+
+
 def create_app(config: Mapping[str, Any] | None = None, *, keyring: Keyring | None = None) -> Flask:
     """Build the application.
 
@@ -45,10 +58,12 @@ def create_app(config: Mapping[str, Any] | None = None, *, keyring: Keyring | No
         settings = load_settings(overrides=config)
     except ConfigError as exc:
         raise StartupError(f"Configuration error: {exc}") from None
-    try:
-        keyring = keyring or open_keyring(settings)
-    except KeyringError as exc:
-        raise StartupError(f"Keyring error: {exc}") from None
+    if keyring is None:
+        try:
+            keyring = open_keyring(settings)
+        except KeyringError as exc:
+            raise StartupError(f"Keyring error: {exc}") from None
+        forget_environment_passphrase(config)
 
     app = Flask(__name__, instance_path=settings["INSTANCE_PATH"], instance_relative_config=False)
     app.config.update(settings)
@@ -59,7 +74,9 @@ def create_app(config: Mapping[str, Any] | None = None, *, keyring: Keyring | No
         MAX_CONTENT_LENGTH=settings["MAX_REQUEST_BYTES"],
         MAX_FORM_MEMORY_SIZE=settings["MAX_REQUEST_BYTES"],
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session, which has its own timeouts
-        WTF_CSRF_SSL_STRICT=True,
+        # Flask-WTF's strict mode wants a same-origin Referer on HTTPS, which `Referrer-Policy: no-referrer` means
+        # browsers never send; `refuse_cross_site_requests` checks Sec-Fetch-Site and Origin instead.
+        WTF_CSRF_SSL_STRICT=False,
         SESSION_COOKIE_NAME="__Host-intake-session" if settings["SECURE_COOKIES"] else "intake-session",
         PREFERRED_URL_SCHEME="https" if settings["SECURE_COOKIES"] else "http",
         JSON_SORT_KEYS=False,
@@ -74,13 +91,14 @@ def create_app(config: Mapping[str, Any] | None = None, *, keyring: Keyring | No
     from intake.core.limits import init_limits
     from intake.core.logging import configure_logging
     from intake.core.sessions import ServerSessionInterface
-    from intake.core.web import install_pipeline, start_request
+    from intake.core.web import install_pipeline, refuse_cross_site_requests, start_request
 
     configure_logging(settings["LOG_LEVEL"])
     app.before_request(start_request)
     db.init_app(app)
     app.session_interface = ServerSessionInterface(app)
     csrf.init_app(app)
+    app.before_request(refuse_cross_site_requests)
     init_i18n(app)
     init_limits(app)
     install_error_handlers(app)

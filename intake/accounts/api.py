@@ -55,8 +55,8 @@ class TokenItem(MethodView):
     @blp.response(204)
     def delete(self, token_id: int) -> None:
         """Revoke one of the caller's tokens (it may be the one in use)."""
-        token = db.session.get(ApiToken, token_id)
-        if token is None or token.account_id != g.account.id:
+        token = ops.own_api_token(g.account, token_id)
+        if token is None:
             abort(404, message=str(_l("You have no token with this id.")))
             return
         ops.revoke_api_token(token, actor=g.account)

@@ -31,6 +31,7 @@ def list_accounts() -> Any:
 
 
 @requires(Permission.MANAGE_ACCOUNTS)
+@requires_step_up
 def invite() -> Any:
     form = InviteForm()
     if form.validate_on_submit():
@@ -70,6 +71,7 @@ def _button_action(account_id: int) -> Account:
     return _account_or_404(account_id)
 
 
+# No step-up: deactivating only takes rights away, and must stay quick when an account is misused.
 @requires(Permission.MANAGE_ACCOUNTS)
 def deactivate(account_id: int) -> Any:
     account = _button_action(account_id)
@@ -83,6 +85,7 @@ def deactivate(account_id: int) -> Any:
 
 
 @requires(Permission.MANAGE_ACCOUNTS)
+@requires_step_up
 def reactivate(account_id: int) -> Any:
     account = _button_action(account_id)
     ops.reactivate(account, actor=g.account)
@@ -91,6 +94,7 @@ def reactivate(account_id: int) -> Any:
 
 
 @requires(Permission.MANAGE_ACCOUNTS)
+@requires_step_up
 def reset_two_factor(account_id: int) -> Any:
     account = _button_action(account_id)
     try:

@@ -11,7 +11,9 @@ from typing import Any
 from flask import Flask, Response, g, jsonify, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.http import HTTP_STATUS_CODES
 
 from intake.core.web import is_api_request
 
@@ -44,6 +46,10 @@ EXPLANATIONS: dict[int, Any] = {
     503: _l("Try again in a few minutes."),
 }
 
+# API answers: what a script author needs to fix their request.
+INVALID_JSON = _l("The request body is not valid JSON.")
+INVALID_FIELDS = _l("Some fields are missing or not valid; 'errors' names each one and says why.")
+
 CSRF_EXPLANATION = _l(
     "This form has expired or was not sent from this site, so nothing was saved. Go back, reload the page and "
     "submit it again."
@@ -62,10 +68,14 @@ def _retry_after() -> int:
     return max(1, int(current.reset_at - time.time()))
 
 
-def problem(status: int, detail: str, *, errors: Any = None, headers: dict[str, str] | None = None) -> Response:
+def problem(status: int, detail: str, *, errors: Any = None, headers: dict[str, str] | None = None,
+            title: str | None = None) -> Response:
+    """An `application/problem+json` answer. `title` is for statuses without a translated title of our own
+    (default: the status's standard name)."""
+    fallback = title or HTTP_STATUS_CODES.get(status, "Error")
     body: dict[str, Any] = {
         "type": "about:blank",
-        "title": str(TITLES.get(status, HTTPException.description)),
+        "title": str(TITLES.get(status, fallback)),
         "status": status,
         "detail": detail,
         "request_id": g.get("request_id"),
@@ -86,6 +96,9 @@ def handle_http_error(error: HTTPException) -> Response:
     retry = _retry_after() if status == 429 else None
     if retry:
         headers["Retry-After"] = str(retry)
+    valid_methods = getattr(error, "valid_methods", None)
+    if status == 405 and valid_methods:
+        headers["Allow"] = ", ".join(valid_methods)  # RFC 9110: a 405 names the methods the route takes
     if isinstance(error, CSRFError):
         detail = str(CSRF_EXPLANATION)
     elif status == 429:
@@ -99,23 +112,31 @@ def handle_http_error(error: HTTPException) -> Response:
         data = getattr(error, "data", None)
         if isinstance(data, dict) and "messages" in data:
             errors = data["messages"]
+            # Set by webargs (under flask-smorest) when it could not read or validate the body.
+            if status == 400 and isinstance(getattr(error, "exc", None), ValueError):
+                detail = str(INVALID_JSON)  # json.JSONDecodeError and UnicodeDecodeError
+            elif status == 422:
+                detail = str(INVALID_FIELDS)
         if isinstance(data, dict) and isinstance(data.get("message"), str):
             detail = data["message"]
         if status == 401:
             headers["WWW-Authenticate"] = 'Bearer realm="api"'
-        return problem(status, detail, errors=errors, headers=headers)
+        return problem(status, detail, errors=errors, headers=headers, title=error.name)
     html = render_template(
         "error.html", status=status, title=TITLES.get(status, _l("Error")), detail=detail,
         request_id=g.get("request_id"),
     )
-    response = Response(html, status=status, headers=headers, mimetype="text/html")
-    if status == 405 and hasattr(error, "valid_methods") and error.valid_methods:
-        response.headers["Allow"] = ", ".join(error.valid_methods)
-    return response
+    return Response(html, status=status, headers=headers, mimetype="text/html")
 
 
 def handle_unexpected(error: Exception) -> Response:
-    log.exception("unhandled error", extra={"request_id": g.get("request_id"), "endpoint": request.endpoint})
+    context = {"request_id": g.get("request_id"), "endpoint": request.endpoint}
+    if isinstance(error, DBAPIError):
+        # The database's own message can quote row values (a duplicate key, say): log only what kind of error.
+        log.error("database error", extra={**context, "error": type(error.orig).__name__,
+                                           "sqlstate": getattr(error.orig, "sqlstate", None)})
+    else:
+        log.exception("unhandled error", extra=context)
     return handle_http_error(InternalServerError())
 
 

@@ -1,5 +1,7 @@
 """The request pipeline, after Indico's request handlers: load the caller → check access → process → one commit.
 
+- `refuse_cross_site_requests` (registered beside Flask-WTF's CSRF check) refuses state changes a browser says
+  came from another site, on top of the CSRF token.
 - `load_caller` finds who is calling: a bearer token on the API, the server-side session elsewhere.
 - `check_access` refuses any route whose view declares no permission (deny by default), sends anonymous callers
   to sign-in (pages) or answers 401 (API), answers 403 to the wrong role, and asks for step-up where declared.
@@ -21,6 +23,7 @@ from urllib.parse import urlsplit
 
 from flask import Flask, Response, current_app, g, redirect, request, session, url_for
 from flask_babel import lazy_gettext as _l
+from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import Forbidden, RequestEntityTooLarge, Unauthorized
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -40,8 +43,35 @@ PERMISSIONS_POLICY = (
 )
 
 
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# `Sec-Fetch-Site` values of requests a person started on this site ("none": typed, bookmarked, reloaded).
+OWN_SITE_FETCHES = frozenset({"same-origin", "none"})
+
+
 def is_api_request() -> bool:
     return request.path.startswith("/api/")
+
+
+def refuse_cross_site_requests() -> None:
+    """Refuse a state-changing page request that the browser says another site started.
+
+    Flask-WTF's own origin check relies on the Referer header, which browsers never send here
+    (`Referrer-Policy: no-referrer`), so it is off. Instead: `Sec-Fetch-Site` must be same-origin or none when
+    present, and `Origin` must be this site's scheme://host when present. `Origin: null` carries no information:
+    it is exactly what browsers send for a same-origin form under `no-referrer` (Fetch, "append a request
+    `Origin` header"), so it is left to `Sec-Fetch-Site` and the CSRF token. The API is exempt: it takes bearer
+    tokens, never cookies.
+    """
+    if request.method not in UNSAFE_METHODS or is_api_request():
+        return
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if fetch_site is not None and fetch_site.strip().lower() not in OWN_SITE_FETCHES:
+        raise CSRFError("The request came from another site.")
+    origin = request.headers.get("Origin")
+    if origin is not None and origin.strip().lower() != "null":
+        own = f"{request.scheme}://{request.host}".lower()
+        if origin.strip().rstrip("/").lower() != own:
+            raise CSRFError("The request came from another origin.")
 
 
 def safe_next(target: str | None, default: str = "/") -> str:
@@ -96,12 +126,22 @@ def load_caller() -> None:
 
 
 def _deny(status: int, *, permission: Any) -> None:
-    record_event(
-        AuditAction.ACCESS_DENIED,
-        actor=g.account,
-        details={"endpoint": request.endpoint or "", "method": request.method, "needs": str(permission)},
-    )
-    db.session.commit()
+    """Refuse the request; when a signed-in person is refused, record it in the audit log.
+
+    Only signed-in callers are recorded: a person refused a route is what the audit log is for. Anonymous refusals
+    are in the request log (an undeclared route also as an error), and recording them would let anyone on the
+    network write audit rows. The event is committed here, before the refusal is raised, because the refused
+    request never reaches a view: `transactional` does not run, and the session is discarded at the end of the
+    request, which would lose the event. Nothing else has changed at this point, so this commit carries only the
+    event.
+    """
+    if g.account is not None:
+        record_event(
+            AuditAction.ACCESS_DENIED,
+            actor=g.account,
+            details={"endpoint": request.endpoint or "", "method": request.method, "needs": str(permission)},
+        )
+        db.session.commit()
     raise Forbidden() if status == 403 else Unauthorized()
 
 
@@ -113,10 +153,32 @@ def step_up_is_fresh() -> bool:
     return time.time() - float(stepped) < timedelta(minutes=minutes).total_seconds()
 
 
+def step_up_return_path() -> str:
+    """Where to go back to after step-up: a local path only, and one that can be opened with GET.
+
+    GET comes back to the same address. A form (POST) cannot be replayed, so it comes back to the page its own
+    `next` field names, else to its address when that also shows a page, else to the start page.
+    """
+    if request.method in ("GET", "HEAD"):
+        return request.full_path if request.query_string else request.path
+    chosen = safe_next(request.form.get("next"), "")
+    if chosen:
+        return chosen
+    rule = request.url_rule
+    if rule is not None and rule.methods is not None and "GET" in rule.methods:
+        return request.path
+    return "/"
+
+
 def check_access() -> BaseResponse | None:
-    """Deny by default: only declared routes are reachable, and only by callers holding the permission."""
+    """Deny by default: only declared routes are reachable, and only by callers holding the permission.
+
+    OPTIONS passes on routes where Flask answers it itself (with an Allow header, without calling the view).
+    """
     if request.endpoint is None:
         return None  # no route matched: the 404/405 handler answers
+    if request.method == "OPTIONS" and getattr(request.url_rule, "provide_automatic_options", False):
+        return None
     permission, step_up = current_declared_access()
     if permission is None:
         log.error("route without an access declaration refused", extra={"endpoint": request.endpoint})
@@ -131,12 +193,12 @@ def check_access() -> BaseResponse | None:
 
         if g.get("session_ended"):
             flash(str(_l("Your session has ended. Sign in again.")), "info")
-        return redirect(url_for("accounts.sign_in", next=request.full_path if request.method == "GET" else None))
+        shows_a_page = request.method in ("GET", "HEAD")
+        return redirect(url_for("accounts.sign_in", next=request.full_path if shows_a_page else None))
     if not isinstance(permission, Permission) or not account.has_permission(permission):
         _deny(403, permission=permission)
     if step_up and not is_api_request() and not step_up_is_fresh():
-        target = request.full_path if request.method == "GET" else (request.referrer or "/")
-        return redirect(url_for("accounts.step_up", next=safe_next(urlsplit(target).path or "/")))
+        return redirect(url_for("accounts.step_up", next=safe_next(step_up_return_path())))
     if step_up and is_api_request():
         raise Forbidden(description=str(_l("This action needs a fresh two-factor code; use the web interface.")))
     return None

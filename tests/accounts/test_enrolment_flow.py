@@ -48,6 +48,7 @@ def test_first_admin_invites_a_colleague_who_then_signs_in(app: Flask, totp_cloc
     home = admin.get("/")
     assert home.status_code == 200 and "lusine" in home.get_data(as_text=True)
 
+    assert post_form(admin, "/step-up", {"code": totp_clock.code(admin_secret)}).status_code == 303
     invite = post_form(admin, "/admin/accounts/invite", {"username": "amira", "roles": ["interviewer"]})
     assert invite.status_code == 200
     link = LINK_PATTERN.search(invite.get_data(as_text=True)).group(1).removeprefix("http://localhost")

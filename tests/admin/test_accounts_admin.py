@@ -1,5 +1,7 @@
-"""Account administration as an admin uses it: list, invite, change roles (with step-up), deactivate, reactivate,
-reset two-factor. Every action is audited with the admin as actor; admins hold no content rights."""
+"""Account administration as an admin uses it: list, invite, change roles, deactivate, reactivate, reset two-factor.
+Every action that grants access (invite, roles, reactivate, two-factor reset) asks for a fresh code first;
+deactivation, which only takes rights away, does not. Every action is audited with the admin as actor; admins
+hold no content rights."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from intake.core.audit import AuditEvent
 from intake.core.db import db
 from intake.core.security import COMPATIBLE_ROLE_SETS, ROLE_PERMISSIONS, Permission, Role
 from tests.accounts.test_enrolment_flow import enrol
-from tests.conftest import Auth, TestUser, TotpClock, post_form
+from tests.conftest import Auth, TestUser, TotpClock, open_link, post_form
 
 LINK_PATTERN = re.compile(r'id="one-time-link">([^<]+)<')
 ACCOUNTS = "/admin/accounts"
@@ -89,8 +91,9 @@ def test_the_admin_sees_every_account_with_roles_and_state(
 
 
 def test_an_admin_invites_a_colleague_and_gets_a_working_link(
-    app: Flask, client: FlaskClient, admin: TestUser, totp_clock: TotpClock
+    app: Flask, client: FlaskClient, auth: Auth, admin: TestUser, totp_clock: TotpClock
 ) -> None:
+    auth.step_up(admin)
     response = post_form(client, "/admin/accounts/invite", {"username": "  Amira.K ", "roles": ["reviewer"]})
     assert response.status_code == 200
     assert "Enrolment link for amira.k" in response.get_data(as_text=True)
@@ -108,8 +111,9 @@ def test_an_admin_invites_a_colleague_and_gets_a_working_link(
 
 @pytest.mark.parametrize("username", ["a", "amira k", "amira!", "-amira", "амира", "x" * 65])
 def test_a_username_that_breaks_the_rules_is_refused_next_to_the_field(
-    app: Flask, client: FlaskClient, admin: TestUser, username: str
+    app: Flask, client: FlaskClient, auth: Auth, admin: TestUser, username: str
 ) -> None:
+    auth.step_up(admin)
     before = account_count(app)
     response = post_form(client, "/admin/accounts/invite", {"username": username, "roles": ["interviewer"]})
     assert response.status_code == 422
@@ -120,9 +124,10 @@ def test_a_username_that_breaks_the_rules_is_refused_next_to_the_field(
 
 
 def test_a_duplicate_username_is_a_field_error_and_creates_nothing(
-    app: Flask, client: FlaskClient, admin: TestUser, create_user: Callable[..., TestUser]
+    app: Flask, client: FlaskClient, auth: Auth, admin: TestUser, create_user: Callable[..., TestUser]
 ) -> None:
     create_user("amira")
+    auth.step_up(admin)
     before = account_count(app)
     invitations_before = len(events(app, "invitation_issued"))
     response = post_form(client, "/admin/accounts/invite", {"username": "AMIRA", "roles": ["reviewer"]})
@@ -136,8 +141,9 @@ def test_a_duplicate_username_is_a_field_error_and_creates_nothing(
 @pytest.mark.parametrize("roles", [["admin", "interviewer"], ["auditor", "coordinator"], ["reviewer", "legal"],
                                    ["interviewer", "legal"], []])
 def test_roles_that_cannot_be_combined_are_refused_and_nothing_is_created(
-    app: Flask, client: FlaskClient, admin: TestUser, roles: list[str]
+    app: Flask, client: FlaskClient, auth: Auth, admin: TestUser, roles: list[str]
 ) -> None:
+    auth.step_up(admin)
     before = account_count(app)
     response = post_form(client, "/admin/accounts/invite", {"username": "amira", "roles": roles})
     assert response.status_code == 422
@@ -147,7 +153,8 @@ def test_roles_that_cannot_be_combined_are_refused_and_nothing_is_created(
     assert events(app, "invitation_issued") == []
 
 
-def test_invite_needs_a_csrf_token(app: Flask, client: FlaskClient, admin: TestUser) -> None:
+def test_invite_needs_a_csrf_token(app: Flask, client: FlaskClient, auth: Auth, admin: TestUser) -> None:
+    auth.step_up(admin)
     response = client.post("/admin/accounts/invite", data={"username": "amira", "roles": ["interviewer"]})
     assert response.status_code == 400
     assert "This form has expired" in response.get_data(as_text=True)
@@ -247,7 +254,8 @@ def test_admin_role_can_be_taken_from_an_invitee_who_never_enrolled(
 
 
 def test_deactivating_signs_the_person_out_and_reactivating_lets_them_back(
-    app: Flask, client: FlaskClient, admin: TestUser, create_user: Callable[..., TestUser], totp_clock: TotpClock
+    app: Flask, client: FlaskClient, auth: Auth, admin: TestUser, create_user: Callable[..., TestUser],
+    totp_clock: TotpClock,
 ) -> None:
     amira = create_user("amira", ["interviewer"])
     theirs = app.test_client()
@@ -263,6 +271,7 @@ def test_deactivating_signs_the_person_out_and_reactivating_lets_them_back(
     assert refused.status_code == 422
     assert "deactivated" in refused.get_data(as_text=True)
 
+    auth.step_up(admin)  # unlike deactivation, reactivation gives access back
     response = button(client, f"/admin/accounts/{amira.id}/reactivate")
     assert response.status_code == 303
     assert "amira can sign in again" in flash_text(client)
@@ -326,12 +335,103 @@ def test_action_buttons_need_a_csrf_token(
 
 
 def test_actions_on_a_missing_account_are_404(client: FlaskClient, auth: Auth, admin: TestUser) -> None:
-    for action in ("deactivate", "reactivate", "reset-two-factor"):
-        assert button(client, f"/admin/accounts/987654/{action}").status_code == 404
-    assert client.get("/admin/accounts/987654/roles").status_code == 302  # step-up comes first
+    assert button(client, "/admin/accounts/987654/deactivate").status_code == 404
+    for action in ("reactivate", "reset-two-factor"):  # step-up comes first
+        assert button(client, f"/admin/accounts/987654/{action}").status_code == 302
+    assert client.get("/admin/accounts/987654/roles").status_code == 302
     auth.step_up(admin)
+    for action in ("reactivate", "reset-two-factor"):
+        assert button(client, f"/admin/accounts/987654/{action}").status_code == 404
     missing = client.get("/admin/accounts/987654/roles")
     assert missing.status_code == 404 and "Page not found" in missing.get_data(as_text=True)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Step-up before actions that grant access
+
+
+def invitations(app: Flask) -> int:
+    with app.app_context():
+        return db.session.scalar(sa.select(sa.func.count(Invitation.id))) or 0
+
+
+def test_invite_reactivate_and_reset_ask_for_a_fresh_code_and_change_nothing_without_one(
+    app: Flask, client: FlaskClient, admin: TestUser, create_user: Callable[..., TestUser]
+) -> None:
+    amira = create_user("amira", ["interviewer"])
+    narine = create_user("narine", ["reviewer"])
+    with app.app_context():
+        ops.deactivate(db.session.get(Account, narine.id), actor=db.session.get(Account, admin.id))
+        db.session.commit()
+    accounts_before, invitations_before = account_count(app), invitations(app)
+    events_before = {action: len(events(app, action)) for action in
+                     ("invitation_issued", "account_reactivated", "mfa_reset")}
+
+    page = client.get("/admin/accounts/invite")
+    assert page.status_code == 302
+    assert page.headers["Location"].endswith("/step-up?next=/admin/accounts/invite")
+    attempts = {
+        "/admin/accounts/invite": {"username": "vardan", "roles": ["admin"]},
+        f"/admin/accounts/{narine.id}/reactivate": {},
+        f"/admin/accounts/{amira.id}/reset-two-factor": {},
+    }
+    for path, data in attempts.items():
+        response = post_form(client, path, data, token_from=ACCOUNTS)
+        assert response.status_code == 302, path
+        assert "/step-up?next=" in response.headers["Location"], path
+
+    assert account_count(app) == accounts_before and account_named(app, "vardan") is None
+    assert invitations(app) == invitations_before
+    with app.app_context():
+        assert not db.session.get(Account, narine.id).is_active
+        assert db.session.get(Account, amira.id).can_sign_in
+    assert {action: len(events(app, action)) for action in events_before} == events_before
+
+
+def test_after_step_up_an_action_button_comes_back_to_the_accounts_list(
+    app: Flask, client: FlaskClient, auth: Auth, admin: TestUser, create_user: Callable[..., TestUser]
+) -> None:
+    narine = create_user("narine", ["reviewer"])
+    with app.app_context():
+        ops.deactivate(db.session.get(Account, narine.id), actor=db.session.get(Account, admin.id))
+        db.session.commit()
+    page = client.get(ACCOUNTS).get_data(as_text=True)
+    form = re.search(rf'<form method="post" action="/admin/accounts/{narine.id}/reactivate".*?</form>', page, re.S)
+    assert form, "no reactivate button on the accounts page"
+    fields = dict(re.findall(r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', form.group(0)))
+    assert fields["next"] == ACCOUNTS
+
+    pressed = client.post(f"/admin/accounts/{narine.id}/reactivate", data=fields)
+    assert pressed.status_code == 302
+    assert pressed.headers["Location"].endswith(f"/step-up?next={ACCOUNTS}")
+    stepped = post_form(client, pressed.headers["Location"], {"code": auth.clock.code(admin.totp_secret)})
+    assert stepped.status_code == 303 and stepped.headers["Location"].endswith(ACCOUNTS)
+    # The person presses the button again, now with a fresh code.
+    again = button(client, f"/admin/accounts/{narine.id}/reactivate")
+    assert again.status_code == 303
+    assert "narine can sign in again" in flash_text(client)
+
+
+@pytest.mark.parametrize(
+    ("action", "data", "expected_next"),
+    [
+        ("roles", {"roles": ["reviewer"]}, "/admin/accounts/{id}/roles"),  # the form's own page
+        ("reset-two-factor", {}, "/"),  # no page of its own, no next: the start page
+        ("reset-two-factor", {"next": "https://evil.example/admin/accounts"}, "/"),  # never elsewhere
+        ("reset-two-factor", {"next": "//evil.example/"}, "/"),
+        ("reset-two-factor", {"next": "/account"}, "/account"),
+    ],
+    ids=["own-page", "no-next", "foreign-next", "scheme-relative-next", "local-next"],
+)
+def test_after_a_form_the_step_up_returns_to_a_safe_local_page(
+    app: Flask, client: FlaskClient, admin: TestUser, create_user: Callable[..., TestUser],
+    action: str, data: dict[str, Any], expected_next: str,
+) -> None:
+    amira = create_user("amira", ["interviewer"])
+    response = post_form(client, f"/admin/accounts/{amira.id}/{action}", data, token_from=ACCOUNTS,
+                         headers={"Referer": "http://localhost/admin/accounts"})  # never sent, never used
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/step-up?next=" + expected_next.format(id=amira.id)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -339,12 +439,14 @@ def test_actions_on_a_missing_account_are_404(client: FlaskClient, auth: Auth, a
 
 
 def test_resetting_two_factor_issues_a_link_and_the_old_code_stops_working(
-    app: Flask, client: FlaskClient, admin: TestUser, create_user: Callable[..., TestUser], totp_clock: TotpClock
+    app: Flask, client: FlaskClient, auth: Auth, admin: TestUser, create_user: Callable[..., TestUser],
+    totp_clock: TotpClock,
 ) -> None:
     amira = create_user("amira", ["interviewer"])
     theirs = app.test_client()
     their_auth = Auth(theirs, totp_clock)
     their_auth.sign_in(amira)
+    auth.step_up(admin)
 
     response = button(client, f"/admin/accounts/{amira.id}/reset-two-factor")
     assert response.status_code == 200
@@ -358,7 +460,7 @@ def test_resetting_two_factor_issues_a_link_and_the_old_code_stops_working(
     assert "not correct" in old_code.get_data(as_text=True)
 
     # The link lets them confirm their password and set up a new authenticator.
-    opened = theirs.get(path)
+    opened = open_link(theirs, path)
     assert opened.status_code == 303
     step1 = post_form(theirs, "/enrol/password", {"password": amira.password})
     assert step1.status_code == 303
@@ -375,17 +477,21 @@ def test_resetting_two_factor_issues_a_link_and_the_old_code_stops_working(
 
 
 def test_a_newer_reset_link_replaces_the_older_one(
-    app: Flask, client: FlaskClient, admin: TestUser, create_user: Callable[..., TestUser]
+    app: Flask, client: FlaskClient, auth: Auth, admin: TestUser, create_user: Callable[..., TestUser]
 ) -> None:
     amira = create_user("amira")
+    auth.step_up(admin)
     first = link_path(button(client, f"/admin/accounts/{amira.id}/reset-two-factor"))
     second = link_path(button(client, f"/admin/accounts/{amira.id}/reset-two-factor"))
     other = app.test_client()
     assert other.get(first).status_code == 410
-    assert other.get(second).status_code == 303
+    assert open_link(other, second).status_code == 303
 
 
-def test_an_admin_cannot_reset_their_own_two_factor(app: Flask, client: FlaskClient, admin: TestUser) -> None:
+def test_an_admin_cannot_reset_their_own_two_factor(
+    app: Flask, client: FlaskClient, auth: Auth, admin: TestUser
+) -> None:
+    auth.step_up(admin)
     response = button(client, f"/admin/accounts/{admin.id}/reset-two-factor", follow_redirects=True)
     assert "Ask another admin" in response.get_data(as_text=True)
     assert 'id="one-time-link"' not in response.get_data(as_text=True)
@@ -402,9 +508,9 @@ def test_every_admin_action_is_audited_with_the_admin_as_actor(
     app: Flask, client: FlaskClient, auth: Auth, admin: TestUser, create_user: Callable[..., TestUser]
 ) -> None:
     amira = create_user("amira", ["interviewer"])
+    auth.step_up(admin)
     invited = post_form(client, "/admin/accounts/invite", {"username": "narine", "roles": ["reviewer"]})
     narine = account_named(app, "narine")
-    auth.step_up(admin)
     post_form(client, f"/admin/accounts/{amira.id}/roles", {"roles": ["interviewer", "coordinator"]})
     button(client, f"/admin/accounts/{amira.id}/deactivate")
     button(client, f"/admin/accounts/{amira.id}/reactivate")

@@ -121,7 +121,8 @@ def test_the_token_of_a_deactivated_account_stops_working(
     with app.app_context():
         ops.deactivate(db.session.get(Account, amira.id), actor=db.session.get(Account, admin.id))
         db.session.commit()
-    assert_unauthorized(client.get("/api/v1/me", headers=bearer(token)), "cannot sign in")
+    # Deactivation revokes the account's tokens, so the answer says so.
+    assert_unauthorized(client.get("/api/v1/me", headers=bearer(token)), "revoked")
 
 
 def test_a_signed_in_browser_session_does_not_authenticate_the_api(
@@ -131,6 +132,106 @@ def test_a_signed_in_browser_session_does_not_authenticate_the_api(
     assert client.get("/account").status_code == 200  # the browser session works for pages
     assert_unauthorized(client.get("/api/v1/me"), "Authorization: Bearer")
     assert_unauthorized(client.get("/api/v1/tokens"), "Authorization: Bearer")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Changing the preferred language
+
+
+def locale_of(app: Flask, user: TestUser) -> str | None:
+    with app.app_context():
+        return db.session.get(Account, user.id).locale
+
+
+def account_row(app: Flask, user: TestUser) -> dict[str, Any]:
+    with app.app_context():
+        row = db.session.execute(sa.select(Account.__table__).where(Account.id == user.id)).one()
+        return dict(row._mapping)
+
+
+def test_patch_me_sets_the_preferred_language_and_later_pages_use_it(
+    app: Flask, client: FlaskClient, amira: TestUser, auth: Auth
+) -> None:
+    _id, token = make_token(app, amira)
+    before = account_row(app, amira)
+    audit_before = audit_actions(app)
+    response = client.patch("/api/v1/me", json={"locale": "hy"}, headers=bearer(token))  # no CSRF token
+    assert response.status_code == 200
+    assert response.mimetype == "application/json"
+    body = response.get_json()
+    assert body["locale"] == "hy" and body["username"] == "amira" and body["id"] == amira.id
+    assert client.get("/api/v1/me", headers=bearer(token)).get_json()["locale"] == "hy"
+    # Nothing else about the account changed.
+    assert {k: v for k, v in account_row(app, amira).items() if k != "locale"} == {
+        k: v for k, v in before.items() if k != "locale"
+    }
+    assert audit_actions(app) == audit_before
+    # The next time amira signs in, without choosing a language, the pages are in Armenian.
+    browser = app.test_client()
+    assert Auth(browser, auth.clock).sign_in(amira).status_code == 303
+    assert '<html lang="hy"' in browser.get("/").get_data(as_text=True)
+
+
+def audit_actions(app: Flask) -> list[str]:
+    from intake.core.audit import AuditEvent
+
+    with app.app_context():
+        return list(db.session.scalars(sa.select(AuditEvent.action).order_by(AuditEvent.id)))
+
+
+def test_patch_me_with_a_malformed_json_body_is_a_400_problem(
+    app: Flask, client: FlaskClient, amira: TestUser
+) -> None:
+    _id, token = make_token(app, amira)
+    for body in ("{not json", '{"locale": "hy"', b"\xff\xfe"):
+        response = client.patch("/api/v1/me", data=body, content_type="application/json", headers=bearer(token))
+        assert response.status_code == 400, body
+        assert response.mimetype == PROBLEM
+        problem = response.get_json()
+        assert problem["status"] == 400
+        assert problem["title"]
+        assert problem["detail"] == "The request body is not valid JSON."
+        assert "not json" not in response.get_data(as_text=True)  # the body is never echoed
+    assert locale_of(app, amira) is None
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"locale": 5}, "locale"),
+        ({"locale": None}, "locale"),
+        ({"locale": "fr"}, "locale"),
+        ({"locale": "HY"}, "locale"),
+        ({}, "locale"),
+        ({"locale": "hy", "username": "boss"}, "username"),
+        ({"locale": "hy", "roles": ["admin"]}, "roles"),
+        (["hy"], "_schema"),
+    ],
+    ids=["number", "null", "unknown-locale", "wrong-case", "missing", "extra-username", "extra-roles", "list"],
+)
+def test_patch_me_with_invalid_fields_is_a_422_problem_naming_the_field(
+    app: Flask, client: FlaskClient, amira: TestUser, payload: Any, field: str
+) -> None:
+    _id, token = make_token(app, amira)
+    before = account_row(app, amira)
+    response = client.patch("/api/v1/me", json=payload, headers=bearer(token))
+    assert response.status_code == 422
+    assert response.mimetype == PROBLEM
+    problem = response.get_json()
+    assert problem["status"] == 422
+    assert problem["title"] == "Some of what you sent is not valid"
+    assert "errors" in problem["detail"]
+    assert field in problem["errors"]["json"], problem["errors"]
+    assert account_row(app, amira) == before
+
+
+def test_patch_me_needs_a_token_not_a_browser_session(
+    app: Flask, client: FlaskClient, auth: Auth, amira: TestUser
+) -> None:
+    assert auth.sign_in(amira).status_code == 303
+    response = client.patch("/api/v1/me", json={"locale": "ru"})
+    assert_unauthorized(response, "Authorization: Bearer")
+    assert locale_of(app, amira) is None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -181,12 +282,40 @@ def test_another_persons_token_id_looks_like_no_token_at_all(
 def test_the_api_refuses_post_with_405_problem_even_with_a_malformed_json_body(
     app: Flask, client: FlaskClient, amira: TestUser
 ) -> None:
-    # No API route accepts a body yet; a malformed one must still get a machine-readable answer, not a CSRF page.
+    # A malformed body to a method the route does not take still gets a machine-readable answer, not a CSRF page.
     _id, token = make_token(app, amira)
     response = client.post("/api/v1/me", data="{not json", content_type="application/json", headers=bearer(token))
     assert response.status_code == 405
     assert response.mimetype == PROBLEM
-    assert response.get_json()["status"] == 405
+    body = response.get_json()
+    assert body["status"] == 405
+    assert body["title"] == "This action is not available here"
+    assert {m.strip() for m in response.headers["Allow"].split(",")} >= {"GET", "PATCH"}
+
+
+@pytest.mark.parametrize(
+    ("exception", "title"),
+    [("Conflict", "Conflict"), ("ImATeapot", "I'm a teapot"), ("PreconditionFailed", "Precondition Failed"),
+     ("NotImplemented", "Not Implemented")],
+)
+def test_a_status_without_a_title_of_our_own_gets_its_standard_name(
+    app: Flask, client: FlaskClient, amira: TestUser, exception: str, title: str
+) -> None:
+    import werkzeug.exceptions
+
+    from intake.core.security import Permission, requires
+
+    @requires(Permission.OWN_ACCOUNT)
+    def unusual() -> Any:
+        raise getattr(werkzeug.exceptions, exception)()
+
+    app.add_url_rule("/api/v1/unusual", "unusual", unusual)
+    _id, token = make_token(app, amira)
+    response = client.get("/api/v1/unusual", headers=bearer(token))
+    assert response.mimetype == PROBLEM
+    body = response.get_json()
+    assert body["status"] == response.status_code
+    assert body["title"] == title
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -201,6 +330,12 @@ def test_the_openapi_document_needs_a_token_and_describes_me(app: Flask, client:
     spec = response.get_json()
     assert "/api/v1/me" in spec["paths"]
     assert "get" in spec["paths"]["/api/v1/me"]
+    patch = spec["paths"]["/api/v1/me"]["patch"]
+    assert "requestBody" in patch and "200" in patch["responses"]
+    schemas = spec["components"]["schemas"]
+    me_patch = next(schema for name, schema in schemas.items() if name.startswith("MePatch"))
+    assert me_patch["required"] == ["locale"]
+    assert me_patch["properties"]["locale"]["enum"] == ["en", "hy", "ru", "az"]
     assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
 
 

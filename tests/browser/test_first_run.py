@@ -108,12 +108,18 @@ def test_first_run_setup_invite_enrol_and_sign_in(live_server: LiveServer, new_p
     page.get_by_label("New password", exact=True).fill(PASSWORD)
     page.get_by_label("Repeat the password", exact=True).fill(PASSWORD)
     page.get_by_role("button", name="Continue", exact=True).click()
-    enrol_authenticator(page, totp_clock, username="lusine", screenshot=screenshot, shot="enrol-authenticator")
+    lusine_secret = enrol_authenticator(page, totp_clock, username="lusine", screenshot=screenshot,
+                                        shot="enrol-authenticator")
 
     # … and invites a colleague as an interviewer.
     page.get_by_role("navigation").get_by_role("link", name="Accounts", exact=True).click()
     expect(page.get_by_role("heading", name="Accounts", level=1)).to_be_visible()
     page.get_by_role("link", name="Invite a colleague").click()
+    # Inviting is sensitive: a fresh code first, then back to the form.
+    expect(page.get_by_role("heading", name="Confirm it is you", level=1)).to_be_visible()
+    page.get_by_label("Two-factor code", exact=True).fill(totp_clock.code(lusine_secret))
+    page.get_by_role("button", name="Confirm", exact=True).click()
+    expect(page.get_by_role("heading", name="Invite a colleague", level=1)).to_be_visible()
     page.get_by_label("Username", exact=True).fill("amira")
     page.get_by_role("group", name="Roles").get_by_role("checkbox", name=re.compile(r"^Interviewer\b")).check()
     page.get_by_role("button", name="Create the enrolment link").click()

@@ -14,6 +14,7 @@ from config import ConfigError, load_settings
 from config.settings import SETTINGS
 from intake import StartupError, create_app
 from intake.core.keys import Keyring
+from tests.conftest import PASSPHRASE
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 SECRET_PASSPHRASE = "sentinel-passphrase-never-shown-9931"
@@ -197,6 +198,30 @@ def test_the_passphrase_does_not_stay_in_the_running_configuration(build: Callab
     app = build({"KEYRING_PASSPHRASE": SECRET_PASSPHRASE})
     assert app.config["KEYRING_PASSPHRASE"] == ""
     assert SECRET_PASSPHRASE not in repr(dict(app.config))
+
+
+def test_a_passphrase_from_the_environment_leaves_it_once_the_keyring_is_open(
+    keyring_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    monkeypatch.setenv("INTAKE_KEYRING_PASSPHRASE", PASSPHRASE)
+    app = create_app({"INSTANCE_PATH": str(tmp_path / "instance"), "DATABASE_URL": f"sqlite:///{tmp_path}/unused.db",
+                      "KEYRING_PATH": str(keyring_path)})
+    assert app.extensions["intake.keyring"] is not None
+    assert "INTAKE_KEYRING_PASSPHRASE" not in os.environ  # workers forked later do not inherit it
+    assert PASSPHRASE not in repr(dict(os.environ))
+
+
+def test_a_passphrase_passed_in_the_configuration_leaves_the_environment_alone(
+    keyring_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    monkeypatch.setenv("INTAKE_KEYRING_PASSPHRASE", "someone else's passphrase, unused here")
+    create_app({"INSTANCE_PATH": str(tmp_path / "instance"), "DATABASE_URL": f"sqlite:///{tmp_path}/unused.db",
+                "KEYRING_PATH": str(keyring_path), "KEYRING_PASSPHRASE": PASSPHRASE})
+    assert os.environ["INTAKE_KEYRING_PASSPHRASE"] == "someone else's passphrase, unused here"
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from flask import Flask
 from intake.accounts import operations as ops
 from intake.accounts.models import Account
 from intake.core.db import db
-from tests.conftest import Auth, TestUser, TotpClock, post_form
+from tests.conftest import Auth, TestUser, TotpClock, open_link, post_form
 
 NUMERIC_RECORD_FIELDS = {"created", "msecs", "relativeCreated", "thread", "process", "lineno"}
 
@@ -164,7 +164,8 @@ def test_passwords_codes_enrolment_tokens_and_api_tokens_never_reach_any_log(
     secrets += [enrolment_token, api_token]
 
     newcomer = app.test_client()
-    assert newcomer.get(f"/enrol/{enrolment_token}?again={enrolment_token}").status_code == 303
+    assert newcomer.get(f"/enrol/{enrolment_token}?again={enrolment_token}").status_code == 200  # the landing page
+    assert open_link(newcomer, f"/enrol/{enrolment_token}?again={enrolment_token}").status_code == 303
     assert newcomer.get(f"/enrol/{enrolment_token}").status_code == 410  # spent: logged as a refusal
     new_password = "sentinel newcomer password 5512"
     secrets.append(new_password)
@@ -189,3 +190,30 @@ def test_passwords_codes_enrolment_tokens_and_api_tokens_never_reach_any_log(
     haystack = "\n".join(everything)
     for secret in secrets:
         assert secret not in haystack, f"a secret ({secret[:4]}…) appears in the logs"
+
+
+def test_a_database_error_is_logged_without_what_the_database_said(
+    logs: tuple[Flask, io.StringIO, Collector], monkeypatch: pytest.MonkeyPatch,
+    create_user: Callable[..., TestUser], totp_clock: TotpClock,
+) -> None:
+    import sqlalchemy as sa
+
+    from intake.home import controllers as home
+
+    app, buffer, _ = logs
+    user = create_user()
+    client = app.test_client()
+    Auth(client, totp_clock).sign_in(user)
+
+    def fail(*_args: object, **_kwargs: object) -> str:
+        raise sa.exc.IntegrityError(
+            "INSERT INTO accounts ...", {"username": "private-value"},
+            Exception("duplicate key value violates unique constraint; Key (username)=(private-value)"),
+        )
+
+    monkeypatch.setattr(home, "render_template", fail)
+    response = client.get("/")
+    assert response.status_code == 500
+    output = buffer.getvalue()
+    assert "database error" in output
+    assert "private-value" not in output

@@ -2,7 +2,9 @@
 it exists (and fails here until it declares the permission it needs and has an example URL below).
 
 For each route and method: anonymous → sign-in redirect (pages) or 401 (API); a role without the permission →
-403; a role with it → success (GET 200; POST/DELETE succeeds or refuses the empty form, never 401/403).
+403; a role with it → success (GET 200; other methods 200, 204, a 303 that is not to sign-in or step-up, or 422
+for the empty form). HEAD answers as GET does; OPTIONS is answered for anyone and writes nothing. Every route that
+asks for step-up sends a caller without a fresh code there, and writes nothing.
 """
 
 from __future__ import annotations
@@ -11,17 +13,23 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
 from intake.accounts import operations as ops
 from intake.accounts.models import Account
+from intake.all_models import metadata
+from intake.core.audit import AuditEvent
 from intake.core.db import db
 from intake.core.security import PUBLIC, Permission, Role, declared_access, permissions_for
 from tests.conftest import Auth, TestUser, TotpClock, csrf_token
 
 # Routes whose POST ends the caller's session run last, so they do not disturb the other checks.
 RUN_LAST = {"accounts.sign_out"}
+# Where a right-role request to these routes legitimately redirects: signing out ends at the sign-in page.
+EXPECTED_REDIRECTS = {"accounts.sign_out": "/sign-in"}
+SUCCESS_STATUSES = {200, 204, 303, 422}
 
 EVERYONE = "public"
 SIGNED_IN = frozenset(Role)
@@ -55,6 +63,36 @@ EXPECTED: dict[str, str | frozenset[Role]] = {
     "api_accounts.TokenItem": SIGNED_IN,
     "api-docs.openapi_json": SIGNED_IN,
 }
+# The methods each route answers (besides HEAD and OPTIONS), also written out: a new method on a known route
+# fails here until it is added.
+EXPECTED_METHODS: dict[str, set[str]] = {
+    "accounts.sign_in": {"GET", "POST"},
+    "accounts.open_setup_link": {"GET", "POST"},
+    "accounts.open_enrolment_link": {"GET", "POST"},
+    "accounts.enrol_password": {"GET", "POST"},
+    "accounts.enrol_authenticator": {"GET", "POST"},
+    "accounts.choose_language": {"POST"},
+    "home.healthz": {"GET"},
+    "home.index": {"GET"},
+    "accounts.sign_out": {"POST"},
+    "accounts.step_up": {"GET", "POST"},
+    "accounts.account_overview": {"GET"},
+    "accounts.change_password": {"GET", "POST"},
+    "accounts.recovery_codes_offer": {"GET"},
+    "accounts.create_recovery_codes": {"POST"},
+    "accounts.create_token": {"GET", "POST"},
+    "accounts.revoke_token": {"POST"},
+    "admin.list_accounts": {"GET"},
+    "admin.invite": {"GET", "POST"},
+    "admin.change_roles": {"GET", "POST"},
+    "admin.deactivate": {"POST"},
+    "admin.reactivate": {"POST"},
+    "admin.reset_two_factor": {"POST"},
+    "api_accounts.Me": {"GET", "PATCH"},
+    "api_accounts.Tokens": {"GET"},
+    "api_accounts.TokenItem": {"DELETE"},
+    "api-docs.openapi_json": {"GET"},
+}
 
 
 def _methods(rule: Any) -> list[str]:
@@ -72,8 +110,32 @@ def _url(app: Flask, rule: Any, examples: dict[str, Any]) -> str:
 
 def _request(client: FlaskClient, method: str, url: str, token: str | None, bearer: str | None) -> Any:
     headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
-    data = {"csrf_token": token} if token and method != "GET" else None
+    data = {"csrf_token": token} if token and method not in ("GET", "HEAD", "OPTIONS") else None
     return client.open(url, method=method, data=data, headers=headers)
+
+
+def _assert_head_answers_like_get(client: FlaskClient, url: str, got: Any, bearer: str | None, where: str) -> None:
+    head = _request(client, "HEAD", url, None, bearer)
+    assert head.status_code == got.status_code, f"HEAD {where} -> {head.status_code}"
+    assert head.headers.get("Location") == got.headers.get("Location"), f"HEAD {where}"
+    assert head.get_data() == b"", f"HEAD {where} has a body"
+
+
+def audit_count(app: Flask) -> int:
+    with app.app_context():
+        return db.session.scalar(sa.select(sa.func.count(AuditEvent.id))) or 0
+
+
+def database_snapshot(app: Flask) -> dict[str, list[Any]]:
+    """Every row of every table except the session store (which records activity on every request)."""
+    snapshot: dict[str, list[Any]] = {}
+    with app.app_context():
+        for table in metadata.sorted_tables:
+            if table.name == "web_sessions":
+                continue
+            rows = db.session.execute(sa.select(table).order_by(*table.primary_key.columns)).all()
+            snapshot[table.name] = [tuple(row) for row in rows]
+    return snapshot
 
 
 @pytest.fixture
@@ -110,6 +172,10 @@ def _rules(app: Flask) -> list[Any]:
 def test_declarations_match_who_should_have_access(app: Flask) -> None:
     endpoints = {rule.endpoint for rule in _rules(app)}
     assert endpoints == set(EXPECTED), "routes and the expected-access table differ"
+    methods: dict[str, set[str]] = {}
+    for rule in _rules(app):
+        methods.setdefault(rule.endpoint, set()).update(_methods(rule))
+    assert methods == EXPECTED_METHODS, "routes' methods and the expected-methods table differ"
     for rule in _rules(app):
         for method in _methods(rule):
             permission, _ = declared_access(app, rule.endpoint, method)
@@ -142,6 +208,8 @@ def test_anonymous_callers(app: Flask) -> None:
             url = _url(app, rule, examples)
             response = _request(client, method, url, token, None)
             where = f"{method} {url}"
+            if method == "GET":
+                _assert_head_answers_like_get(client, url, response, None, where)
             if permission is PUBLIC:
                 assert response.status_code not in (401, 403) and response.status_code < 500, where
             elif url.startswith("/api/"):
@@ -177,7 +245,59 @@ def test_each_role(app: Flask, people: dict[str, TestUser], totp_clock: TotpCloc
             elif method == "GET":
                 assert response.status_code == 200, where
             else:
-                assert response.status_code not in (400, 401, 403) and response.status_code < 500, where
+                assert response.status_code in SUCCESS_STATUSES, where
+                if response.status_code == 303:
+                    location = response.headers["Location"]
+                    expected = EXPECTED_REDIRECTS.get(rule.endpoint)
+                    if expected is not None:
+                        assert location == expected, where
+                    else:
+                        assert not location.startswith(("/sign-in", "/step-up")), f"{where} to {location}"
+            if method == "GET":
+                _assert_head_answers_like_get(client, url, response, bearer if is_api else None, where)
+            checked += 1
+    assert checked > 0
+
+
+def test_options_is_answered_for_anonymous_callers_and_writes_nothing(app: Flask) -> None:
+    client = app.test_client()
+    examples = {"account_id": 1, "token_id": 1, "token": "not-a-real-link-token"}
+    before = audit_count(app)
+    for rule in _rules(app):
+        url = _url(app, rule, examples)
+        response = client.options(url)
+        assert response.status_code in (200, 204), f"OPTIONS {url} -> {response.status_code}"
+        allowed = {m.strip() for m in response.headers["Allow"].split(",")}
+        assert set(_methods(rule)) <= allowed, f"OPTIONS {url}: {allowed}"
+        assert "Location" not in response.headers, f"OPTIONS {url}"
+    assert audit_count(app) == before
+
+
+@pytest.mark.parametrize("role", [Role.ADMIN.value, Role.INTERVIEWER.value])
+def test_every_step_up_route_sends_a_caller_without_a_fresh_code_to_step_up_and_writes_nothing(
+    app: Flask, people: dict[str, TestUser], totp_clock: TotpClock, role: str
+) -> None:
+    user = people[role]
+    granted = permissions_for([role])
+    client = app.test_client()
+    assert Auth(client, totp_clock).sign_in(user).status_code == 303  # signed in, but no step-up yet
+    token = csrf_token(client, "/")
+    examples = _example_values(app, user)
+    checked = 0
+    for rule in _rules(app):
+        for method in _methods(rule):
+            permission, step_up = declared_access(app, rule.endpoint, method)
+            if not step_up or permission not in granted:
+                continue
+            url = _url(app, rule, examples)
+            assert not url.startswith("/api/"), f"{rule.endpoint}: step-up is for pages; the API cannot ask for it"
+            before = database_snapshot(app)
+            response = _request(client, method, url, token, None)
+            where = f"{role}: {method} {url} -> {response.status_code}"
+            assert response.status_code == 302, where
+            location = response.headers["Location"]
+            assert location.startswith("/step-up?next="), f"{where} to {location}"
+            assert database_snapshot(app) == before, f"{where} wrote to the database"
             checked += 1
     assert checked > 0
 
@@ -203,3 +323,35 @@ def test_a_route_without_a_declaration_is_refused(app: Flask) -> None:
     response = app.test_client().get("/forgotten")
     assert response.status_code == 403
     assert "should not be reachable" not in response.get_data(as_text=True)
+
+
+def test_only_refusals_of_signed_in_people_are_audited(
+    app: Flask, people: dict[str, TestUser], totp_clock: TotpClock
+) -> None:
+    def forgotten() -> str:
+        return "should not be reachable"
+
+    app.add_url_rule("/forgotten", "forgotten", forgotten, methods=["GET", "POST"])
+    anonymous = app.test_client()
+    start = audit_count(app)
+    for _ in range(3):
+        assert anonymous.get("/forgotten").status_code == 403
+        assert anonymous.open("/api/v1/tokens/1", method="PROPFIND").status_code == 405
+        assert anonymous.get("/admin/accounts").status_code == 302
+        assert anonymous.get("/api/v1/me").status_code == 401
+    assert audit_count(app) == start  # anonymous callers cannot write to the audit log
+
+    client = app.test_client()
+    assert Auth(client, totp_clock).sign_in(people[Role.INTERVIEWER.value]).status_code == 303
+    before = audit_count(app)
+    assert client.get("/admin/accounts").status_code == 403
+    assert client.get("/forgotten").status_code == 403
+    with app.app_context():
+        refusals = db.session.scalars(
+            sa.select(AuditEvent).where(AuditEvent.action == "access_denied").order_by(AuditEvent.id)
+        ).all()
+        assert [(e.actor_id, e.details["endpoint"]) for e in refusals] == [
+            (people[Role.INTERVIEWER.value].id, "admin.list_accounts"),
+            (people[Role.INTERVIEWER.value].id, "forgotten"),
+        ]
+    assert audit_count(app) == before + 2
