@@ -77,9 +77,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, keyring: Keyring | No
         # Flask-WTF's strict mode wants a same-origin Referer on HTTPS, which `Referrer-Policy: no-referrer` means
         # browsers never send; `refuse_cross_site_requests` checks Sec-Fetch-Site and Origin instead.
         WTF_CSRF_SSL_STRICT=False,
-        SESSION_COOKIE_NAME="__Host-intake-session" if settings["SECURE_COOKIES"] else "intake-session",
         PREFERRED_URL_SCHEME="https" if settings["SECURE_COOKIES"] else "http",
-        JSON_SORT_KEYS=False,
     )
     app.extensions["intake.keyring"] = keyring
     if settings["TRUSTED_PROXY_HOPS"]:

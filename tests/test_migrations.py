@@ -49,10 +49,24 @@ def _revisions_base_to_head() -> list[str]:
     return [rev.revision for rev in reversed(list(script.walk_revisions("base", "heads")))]
 
 
+def _triggers(engine: sa.Engine) -> list[str]:
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            rows = conn.exec_driver_sql("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")
+        else:
+            rows = conn.exec_driver_sql(
+                "SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger WHERE NOT tgisinternal"
+            )
+        return sorted(f"{name}: {definition}" for name, definition in rows)
+
+
 def schema_snapshot(engine: sa.Engine) -> dict[str, Any]:
-    """Everything about the schema that a migration can change, in comparable form."""
+    """Everything about the schema that a migration can change, in comparable form (triggers included)."""
     inspector = sa.inspect(engine)
     snapshot: dict[str, Any] = {}
+    triggers = _triggers(engine)
+    if triggers:
+        snapshot["<triggers>"] = triggers
     for table in sorted(inspector.get_table_names()):
         if table == "alembic_version":
             continue
@@ -87,6 +101,7 @@ def test_every_revision_upgrades_and_downgrades(empty_engine: sa.Engine) -> None
         before = schema_snapshot(empty_engine)
         migrate.upgrade(empty_engine, revision)
         after_upgrade = schema_snapshot(empty_engine)
+        assert after_upgrade != before, f"{revision} changed nothing a snapshot can see"
         migrate.downgrade(empty_engine, previous)
         assert schema_snapshot(empty_engine) == before, f"downgrading {revision} did not restore the schema"
         migrate.upgrade(empty_engine, revision)

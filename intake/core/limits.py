@@ -1,4 +1,9 @@
-"""Rate limits (Flask-Limiter): in memory by default, in Redis when `INTAKE_REDIS_URL` is set."""
+"""Rate limits (Flask-Limiter): in memory by default, in Redis when `INTAKE_REDIS_URL` is set.
+
+The limiter is module-level so that routes can name their limits where they are declared; it serves the one
+application each process runs (each gunicorn worker builds its own). In memory, every worker counts apart, so
+several workers or hosts need Redis for the limits to hold as configured.
+"""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Roles, named permissions and the deny-by-default access declaration every route carries.
 
 A route is reachable only if its view declares what it needs, with `@requires(Permission.X)` or `@public`.
-`check_route_access` (installed as a ``before_request`` hook by the app factory) refuses everything else, in the
+`intake.core.web.check_access` (a ``before_request`` hook) refuses everything else, in the
 manner of SecureDrop's journalist interface: a new route that forgets its declaration is closed, not open.
 """
 
