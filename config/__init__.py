@@ -19,6 +19,7 @@ __all__ = ["ConfigError", "load_settings", "SETTINGS"]
 
 # Variables that name where configuration comes from rather than being settings themselves.
 _META_VARIABLES = {"INTAKE_CONFIG"}
+DEVELOPMENT_PASSPHRASE_FILE = "keyring.passphrase"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -138,6 +139,12 @@ def load_settings(
     values["INSTANCE_PATH"] = str(instance if instance.is_absolute() else (Path.cwd() / instance).resolve())
     if not values["DATABASE_URL"]:
         values["DATABASE_URL"] = f"sqlite:///{values['INSTANCE_PATH']}/intake.sqlite3"
+    if not values["KEYRING_PASSPHRASE"] and not values["KEYRING_PASSPHRASE_FILE"]:
+        # `make run` keeps a development passphrase here; using it lets `intake ...` commands work in that
+        # checkout without extra variables. `intake doctor` warns that it sits beside the data.
+        development_file = Path(values["INSTANCE_PATH"]) / DEVELOPMENT_PASSPHRASE_FILE
+        if development_file.is_file():
+            values["KEYRING_PASSPHRASE_FILE"] = str(development_file)
     if not values["KEYRING_PATH"]:
         values["KEYRING_PATH"] = str(Path(values["INSTANCE_PATH"]) / "keyring.sealed")
     secure = values["SECURE_COOKIES"]

@@ -256,3 +256,12 @@ def test_the_readme_shows_each_settings_default() -> None:
             assert shown in ("(empty)", "—", "-", ""), setting.env_name
         else:
             assert shown.strip("`").replace(",", "").replace("_", "") == str(setting.default), setting.env_name
+
+
+def test_the_development_passphrase_file_is_found_beside_the_instance(tmp_path: Path) -> None:
+    (tmp_path / "keyring.passphrase").write_text("a development passphrase\n", encoding="utf-8")
+    settings = load_settings(environ={"INTAKE_INSTANCE_PATH": str(tmp_path)})
+    assert settings["KEYRING_PASSPHRASE_FILE"] == str(tmp_path / "keyring.passphrase")
+    explicit = load_settings(environ={"INTAKE_INSTANCE_PATH": str(tmp_path), "INTAKE_KEYRING_PASSPHRASE": "x" * 20})
+    assert explicit["KEYRING_PASSPHRASE_FILE"] == ""
+    assert load_settings(environ={"INTAKE_INSTANCE_PATH": str(tmp_path / "elsewhere")})["KEYRING_PASSPHRASE_FILE"] == ""
