@@ -19,7 +19,7 @@ __all__ = ["ConfigError", "load_settings", "SETTINGS"]
 
 # Variables that name where configuration comes from rather than being settings themselves.
 _META_VARIABLES = {"INTAKE_CONFIG"}
-DEVELOPMENT_PASSPHRASE_FILE = "keyring.passphrase"
+DEVELOPMENT_PASSPHRASE_FILE = "keyring.passphrase"  # noqa: S105 - a file name
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
