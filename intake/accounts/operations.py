@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 import unicodedata
@@ -32,10 +33,12 @@ from intake.accounts.models import (
 )
 from intake.core.audit import AuditAction, record_event
 from intake.core.crypto import current_keyring
-from intake.core.crypto.account_secrets import open_sealed, seal
+from intake.core.crypto.account_secrets import SecretUnreadable, open_sealed, seal
 from intake.core.db import db, utcnow
 from intake.core.security import Role, roles_are_compatible
 from intake.core.sessions import WebSession
+
+log = logging.getLogger("intake.accounts")
 
 USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 API_TOKEN_PREFIX = "intk_"  # noqa: S105 - a public prefix that makes leaked tokens recognisable
@@ -475,7 +478,13 @@ def _match_second_factor(account: Account | None, code: str) -> _SecondFactor | 
         totp.matching_counter(totp.new_secret(), cleaned, last_counter=0)
         return None
     if len(cleaned) == 6 and cleaned.isdigit():
-        counter = totp.matching_counter(_totp_secret(account), cleaned, last_counter=account.totp_last_counter)
+        try:
+            secret = _totp_secret(account)
+        except SecretUnreadable:
+            # Altered or moved in the database: refuse as a wrong code would, and tell the operators.
+            log.error("an account's two-factor secret cannot be opened", extra={"account_id": account.id})
+            return None
+        counter = totp.matching_counter(secret, cleaned, last_counter=account.totp_last_counter)
         return None if counter is None else _SecondFactor(counter=counter)
     if len(cleaned.replace("-", "")) == 10:
         code_hash = _keyed_hash("recovery-codes", cleaned.replace("-", ""))
