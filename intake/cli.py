@@ -10,7 +10,7 @@ from typing import Any
 import click
 import sqlalchemy as sa
 from flask import Flask, current_app
-from flask.cli import FlaskGroup, with_appcontext
+from flask.cli import FlaskGroup, routes_command, shell_command, with_appcontext
 
 from config import ConfigError, load_settings
 from intake.core.db import db
@@ -28,8 +28,11 @@ def _create_app() -> Flask:
 
 
 def main() -> None:
-    cli = FlaskGroup(create_app=_create_app, add_default_commands=True, add_version_option=False,
+    # Without Flask's development server command: the service is served by gunicorn (`make run`).
+    cli = FlaskGroup(create_app=_create_app, add_default_commands=False, add_version_option=False,
                      load_dotenv=False, help="Testimony intake service.")
+    cli.add_command(routes_command)
+    cli.add_command(shell_command)
     cli.add_command(keys_group)
     cli.main(prog_name="intake")
 
