@@ -13,12 +13,25 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import ConfigError, load_settings
 from intake.core.db import db
-from intake.core.keys import PASSPHRASE_ENV, PASSPHRASE_FILE_ENV, Keyring, KeyringError, read_passphrase
+from intake.core.keys import PASSPHRASE_ENV, PASSPHRASE_FILE_ENV, PURPOSES, Keyring, KeyringError, read_passphrase
 from intake.core.security import Permission, role_titles
 
 __all__ = ["create_app", "StartupError"]
 
 csrf = CSRFProtect()
+
+
+class IntakeFlask(Flask):
+    """Flask, logging unexpected errors by route pattern: request paths can carry one-time link tokens."""
+
+    def log_exception(self, exc_info: Any) -> None:
+        from flask import g, request
+
+        rule = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
+        self.logger.error(
+            "unhandled error", exc_info=exc_info,
+            extra={"route": rule, "method": request.method, "request_id": g.get("request_id")},
+        )
 
 
 class StartupError(Exception):
@@ -64,8 +77,13 @@ def create_app(config: Mapping[str, Any] | None = None, *, keyring: Keyring | No
         except KeyringError as exc:
             raise StartupError(f"Keyring error: {exc}") from None
         forget_environment_passphrase(config)
+    try:
+        for purpose in PURPOSES:  # a keyring from an older release fails here, not at someone's sign-in
+            keyring.subkey(purpose)
+    except KeyringError as exc:
+        raise StartupError(f"Keyring error: {exc}") from None
 
-    app = Flask(__name__, instance_path=settings["INSTANCE_PATH"], instance_relative_config=False)
+    app = IntakeFlask(__name__, instance_path=settings["INSTANCE_PATH"], instance_relative_config=False)
     app.config.update(settings)
     # The passphrase is needed only to unseal; it does not stay in the configuration.
     app.config["KEYRING_PASSPHRASE"] = ""

@@ -6,15 +6,24 @@ from __future__ import annotations
 from alembic import context
 
 from intake.all_models import metadata
-from intake.core.db import make_engine
+from intake.core.db import UTCDateTime, make_engine
+from intake.core.migrate import connection_for_migrations
 
 config = context.config
+
+
+def _render_item(type_: str, obj: object, autogen_context: object) -> str | bool:
+    """Write the application's column types as plain SQLAlchemy types, so revisions never import the app."""
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
 
 
 def _configure(connection) -> None:  # type: ignore[no-untyped-def]
     context.configure(
         connection=connection,
         target_metadata=metadata,
+        render_item=_render_item,
         compare_type=True,
         render_as_batch=connection.dialect.name == "sqlite",
         transaction_per_migration=False,
@@ -42,7 +51,7 @@ def run_migrations_online() -> None:
             context.run_migrations()
         return
     engine = make_engine(_url())
-    with engine.connect() as conn:
+    with connection_for_migrations(engine) as conn:
         _configure(conn)
         with context.begin_transaction():
             context.run_migrations()

@@ -109,3 +109,24 @@ def test_every_revision_upgrades_and_downgrades(empty_engine: sa.Engine) -> None
         previous = revision
     migrate.downgrade(empty_engine, "base")
     assert schema_snapshot(empty_engine) == {}
+
+
+def test_rebuilding_a_table_in_a_migration_keeps_the_rows_that_point_at_it(empty_engine: sa.Engine) -> None:
+    from alembic.operations import Operations
+
+    migrate.upgrade(empty_engine)
+    with empty_engine.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO accounts (id, username, totp_last_counter, is_active, auth_epoch, created_at)"
+                             " VALUES (1, 'amira', 0, true, 1, CURRENT_TIMESTAMP)")
+        conn.exec_driver_sql("INSERT INTO account_roles (account_id, role) VALUES (1, 'interviewer')")
+    with migrate.connection_for_migrations(empty_engine) as conn:
+        operations = Operations(MigrationContext.configure(conn))
+        if empty_engine.dialect.name == "sqlite":  # SQLite cannot alter a column: the table is copied and dropped
+            with operations.batch_alter_table("accounts", recreate="always") as batch:
+                batch.alter_column("locale", type_=sa.String(16))
+        else:
+            operations.alter_column("accounts", "locale", type_=sa.String(16))
+    with empty_engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM account_roles").scalar() == 1
+        if empty_engine.dialect.name == "sqlite":
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1  # switched back on

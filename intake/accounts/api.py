@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
 from flask import g
 from flask.views import MethodView
 from flask_babel import lazy_gettext as _l
 from flask_smorest import Blueprint, abort
 
 from intake.accounts import operations as ops
-from intake.accounts.models import ApiToken
 from intake.accounts.schemas import MePatchSchema, MeSchema, TokenSchema
-from intake.core.db import db
 from intake.core.limits import api_limit, limiter
 from intake.core.security import Permission, requires
 
@@ -44,9 +41,7 @@ class Tokens(MethodView):
     @blp.response(200, TokenSchema(many=True))
     def get(self) -> Any:
         """The caller's personal API tokens (never their values)."""
-        return db.session.scalars(
-            sa.select(ApiToken).where(ApiToken.account_id == g.account.id).order_by(ApiToken.id)
-        ).all()
+        return ops.api_tokens_of(g.account)
 
 
 @blp.route("/tokens/<int:token_id>")

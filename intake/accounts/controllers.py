@@ -35,7 +35,7 @@ from intake.accounts.forms import (
     TokenForm,
 )
 from intake.accounts.models import Invitation, InvitationKind
-from intake.core.db import utcnow
+from intake.core.db import utcnow, writes_on_get
 from intake.core.limits import account_name_key, limiter, per_account, per_address, session_account_key
 from intake.core.pages import attach_error, render_form
 from intake.core.security import Permission, public, requires, requires_step_up
@@ -54,6 +54,7 @@ def start_signed_in_session(account: Any) -> None:
     session["epoch"] = account.auth_epoch
     if lang:
         session["lang"] = lang
+        account.locale = lang  # the language chosen on the sign-in page stays the person's choice
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -178,6 +179,7 @@ def enrol_password() -> Any:
 
 
 @public
+@writes_on_get  # showing the page creates the authenticator secret
 @limiter.limit(per_address, methods=["POST"])
 @limiter.limit(per_account, methods=["POST"], key_func=session_account_key)
 def enrol_authenticator() -> Any:

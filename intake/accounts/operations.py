@@ -34,7 +34,7 @@ from intake.accounts.models import (
 from intake.core.audit import AuditAction, record_event
 from intake.core.crypto import current_keyring
 from intake.core.crypto.account_secrets import SecretUnreadable, open_sealed, seal
-from intake.core.db import db, utcnow
+from intake.core.db import db, transactions_write, utcnow
 from intake.core.security import Role, roles_are_compatible
 from intake.core.sessions import WebSession
 
@@ -74,6 +74,16 @@ def _validate_new_username(username: str) -> str:
     if db.session.scalar(sa.select(Account.id).where(Account.username == name)) is not None:
         raise AccountError(_l("That username is taken."), field="username")
     return name
+
+
+def _add_new_account(account: Account) -> None:
+    """Insert `account`; a name taken meanwhile by a concurrent request is refused like any taken name."""
+    try:
+        with db.session.begin_nested():
+            db.session.add(account)
+            db.session.flush()
+    except sa.exc.IntegrityError:
+        raise AccountError(_l("That username is taken."), field="username") from None
 
 
 def _validate_roles(roles: Iterable[str]) -> list[Role]:
@@ -144,8 +154,7 @@ def create_account(
     if password is not None:
         account.password_hash = passwords.hash_password(password)
         account.password_changed_at = utcnow()
-    db.session.add(account)
-    db.session.flush()
+    _add_new_account(account)
     if password is not None:
         _store_totp_secret(account, totp_secret or totp.new_secret())
         account.mfa_confirmed_at = utcnow()
@@ -226,8 +235,7 @@ def invite_account(*, username: str, roles: Sequence[str], actor: Account | None
     name = _validate_new_username(username)
     chosen = _validate_roles(roles)
     account = Account(username=name, roles=[AccountRole(role=r.value) for r in chosen])
-    db.session.add(account)
-    db.session.flush()
+    _add_new_account(account)
     link = _issue(
         InvitationKind.INVITE, lifetime=timedelta(hours=current_app.config["INVITATION_HOURS"]), account=account,
         actor=actor,
@@ -314,8 +322,7 @@ def set_enrolment_credentials(invitation: Invitation, *, password: str, username
             if problems:
                 raise AccountError(problems[0], field="password")
             account = Account(username=name, roles=[AccountRole(role=Role.ADMIN.value)])
-            db.session.add(account)
-            db.session.flush()
+            _add_new_account(account)
             invitation.account_id = account.id
             invitation.account = account
     account = _invited_account(invitation)
@@ -392,7 +399,10 @@ def _refuse_if_locked(username: str, now: datetime, *, account: Account | None, 
     return locked_until
 
 
-def _record_failure(username: str, now: datetime, *, account: Account | None, step: str) -> datetime | None:
+def _record_failure(
+    username: str, now: datetime, *, account: Account | None, step: str,
+    action: AuditAction = AuditAction.LOGIN_FAILED,
+) -> datetime | None:
     """Count a failed attempt against the account name (known or not); return the lockout it causes, if any.
 
     The row is created if needed and then locked, so concurrent failures each count (SQLite requests that
@@ -418,7 +428,8 @@ def _record_failure(username: str, now: datetime, *, account: Account | None, st
     if over >= 0:
         seconds = min(config["LOCKOUT_BASE_SECONDS"] * (2 ** min(over, 20)), config["LOCKOUT_MAX_SECONDS"])
         throttle.locked_until = now + timedelta(seconds=seconds)
-    record_event(AuditAction.LOGIN_FAILED, target_type="account" if account else None,
+    record_event(action, actor=account if action is AuditAction.STEP_UP_FAILED else None,
+                 target_type="account" if account else None,
                  target_ids=[account.id] if account else [], details={"step": step, "failures": throttle.failures})
     if secrets.randbelow(50) == 0:
         # Forget names whose failures are old and whose lockout is over, so the table does not grow unbounded.
@@ -503,13 +514,21 @@ def authenticate(username: str, password: str, code: str) -> SignInResult:
     """Check username, password and code together; the same work and answer whichever part is wrong."""
     now = utcnow()
     name = normalise_username(username)
+    # The slow password hash is checked before the request's transaction begins, so that on SQLite no other
+    # request waits for it behind the database's write lock.
+    with db.separate_transaction(writes=False) as reading:
+        checked_hash = reading.scalar(
+            sa.select(Account.password_hash).where(Account.username == name, Account.mfa_confirmed_at.is_not(None))
+        )
+    password_ok = passwords.verify_password(checked_hash, password)
     account = db.session.scalar(sa.select(Account).where(Account.username == name))
     enrolled = account is not None and account.password_hash is not None and account.mfa_confirmed_at is not None
     known = account if enrolled else None
     locked_until = _refuse_if_locked(name, now, account=known, step="sign_in")
     if locked_until is not None:
         return SignInResult(None, locked_until=locked_until)
-    password_ok = passwords.verify_password(known.password_hash if known else None, password)
+    # A password changed in between counts as wrong: the hash checked must be the one stored now.
+    password_ok = password_ok and known is not None and known.password_hash == checked_hash
     factor = _match_second_factor(known, code)
     if known is None or not password_ok or factor is None or not factor.spend(known):
         return SignInResult(None, locked_until=_record_failure(name, now, account=known, step="sign_in"))
@@ -527,13 +546,18 @@ def authenticate(username: str, password: str, code: str) -> SignInResult:
 
 
 def step_up(account: Account, code: str) -> bool:
-    """Re-check a fresh second-factor code before a sensitive action."""
+    """Re-check a fresh second-factor code before a sensitive action. Failures count towards the lockout, which
+    also refuses step-up while it lasts (a stolen session cannot guess codes without limit)."""
+    now = utcnow()
+    if _refuse_if_locked(account.username, now, account=account, step="step_up") is not None:
+        return False
     factor = _match_second_factor(account, code)
-    ok = factor is not None and factor.spend(account)
-    used_recovery = factor is not None and factor.recovery_id is not None
-    record_event(AuditAction.STEP_UP if ok else AuditAction.STEP_UP_FAILED, actor=account, target_type="account",
-                 target_ids=[account.id], details={"second_factor": "recovery_code" if used_recovery else "totp"})
-    return ok
+    if factor is None or not factor.spend(account):
+        _record_failure(account.username, now, account=account, step="step_up", action=AuditAction.STEP_UP_FAILED)
+        return False
+    record_event(AuditAction.STEP_UP, actor=account, target_type="account", target_ids=[account.id],
+                 details={"second_factor": "recovery_code" if factor.recovery_id is not None else "totp"})
+    return True
 
 
 def _check_password_guarded(account: Account, password: str, *, step: str, field: str) -> None:
@@ -563,7 +587,9 @@ def change_password(account: Account, *, current_password: str, new_password: st
     account.password_hash = passwords.hash_password(new_password)
     account.password_changed_at = utcnow()
     end_all_sessions(account)
-    record_event(AuditAction.PASSWORD_CHANGED, actor=account, target_type="account", target_ids=[account.id])
+    revoked = _revoke_api_tokens(account)
+    record_event(AuditAction.PASSWORD_CHANGED, actor=account, target_type="account", target_ids=[account.id],
+                 details={"tokens_revoked": revoked})
 
 
 def create_recovery_codes(account: Account) -> list[str]:
@@ -592,8 +618,15 @@ def unused_recovery_code_count(account: Account) -> int:
 # Administration
 
 
+def list_accounts() -> list[Account]:
+    """Every account, by username, for the administration pages."""
+    return list(db.session.scalars(sa.select(Account).order_by(Account.username)))
+
+
 def set_roles(account: Account, roles: Sequence[str], *, actor: Account) -> None:
     """Replace the account's roles. Sessions of the account end so the new rights apply at once."""
+    if account.id == actor.id:
+        raise AccountError(_l("Ask another admin to change your own roles."), field="roles")
     chosen = _validate_roles(roles)
     before = account.role_names
     after = [r.value for r in chosen]
@@ -736,5 +769,12 @@ def account_for_api_token(plaintext: str) -> tuple[Account | None, str | None]:
     if not token.account.can_sign_in:
         return None, "inactive"
     if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=5):
-        token.last_used_at = now
+        if transactions_write():
+            token.last_used_at = now  # the request's transaction writes anyway
+        else:
+            # A read request notes it in a short write of its own, so that its transaction stays a read (on
+            # SQLite a read cannot become a write once another request has written).
+            with db.separate_transaction(writes=True) as writing:
+                writing.execute(sa.update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now))
+            set_committed_value(token, "last_used_at", now)
     return token.account, None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
 from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 
@@ -26,8 +25,9 @@ def _account_or_404(account_id: int) -> Account:
 
 @requires(Permission.MANAGE_ACCOUNTS)
 def list_accounts() -> Any:
-    accounts = db.session.scalars(sa.select(Account).order_by(Account.username)).all()
-    return render_template("admin/accounts.html", accounts=accounts, button=ButtonForm(), role_labels=ROLE_LABELS)
+    return render_template(
+        "admin/accounts.html", accounts=ops.list_accounts(), button=ButtonForm(), role_labels=ROLE_LABELS
+    )
 
 
 @requires(Permission.MANAGE_ACCOUNTS)

@@ -7,6 +7,8 @@ Handlers and operations never commit: the request pipeline (`intake.core.web`) a
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
@@ -69,15 +71,37 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
 
 
 # Transactions that will write take SQLite's write lock when they begin, so concurrent writers queue on the busy
-# timeout instead of one failing with "database is locked" when its read transaction tries to upgrade. Requests
-# other than GET, HEAD and OPTIONS are such transactions; other code sets `write_intent`.
-write_intent: ContextVar[bool] = ContextVar("intake_write_intent", default=False)
+# timeout instead of one failing with "database is locked" when its read transaction tries to upgrade. `None`
+# decides by the request: methods other than GET, HEAD and OPTIONS write, and so do views marked `writes_on_get`.
+# Code that knows better sets True (it will write) or False (it only reads, e.g. before slow password hashing).
+write_intent: ContextVar[bool | None] = ContextVar("intake_write_intent", default=None)
 _READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+WRITES_ON_GET_ATTRIBUTE = "__intake_writes_on_get__"
+
+
+def writes_on_get(view: Any) -> Any:
+    """Mark a view whose GET changes state, so its SQLite transaction takes the write lock from the start."""
+    setattr(view, WRITES_ON_GET_ATTRIBUTE, True)
+    return view
+
+
+def _request_writes() -> bool:
+    if not has_request_context():
+        return False
+    if request.method not in _READ_ONLY_METHODS:
+        return True
+    view = current_app.view_functions.get(request.endpoint or "")
+    return bool(getattr(view, WRITES_ON_GET_ATTRIBUTE, False))
+
+
+def transactions_write() -> bool:
+    """Whether transactions begun now take the write lock (on SQLite: BEGIN IMMEDIATE)."""
+    intent = write_intent.get()
+    return _request_writes() if intent is None else intent
 
 
 def _sqlite_on_begin(conn: Any) -> None:
-    writes = write_intent.get() or (has_request_context() and request.method not in _READ_ONLY_METHODS)
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if transactions_write() else "BEGIN")
 
 
 def make_engine(url: str) -> Engine:
@@ -126,6 +150,17 @@ class Database:
     def new_session(self) -> Session:
         """A session outside the request transaction (used by the session store, which saves after the commit)."""
         return Session(bind=self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def separate_transaction(self, *, writes: bool) -> Iterator[Session]:
+        """A short transaction of its own, committed on success: for work that must not wait for, or hold up,
+        the request's transaction (reading before slow password hashing, noting when a token was last used)."""
+        token = write_intent.set(writes)
+        try:
+            with self.new_session() as session, session.begin():
+                yield session
+        finally:
+            write_intent.reset(token)
 
 
 def _scope() -> int:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
+
+from intake.core.db import write_intent
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -21,16 +25,46 @@ def alembic_config(engine: Engine | None = None) -> Config:
     return cfg
 
 
+@contextmanager
+def connection_for_migrations(engine: Engine) -> Iterator[Connection]:
+    """A connection in one write transaction, fit for schema changes.
+
+    On SQLite, foreign keys are switched off for the duration (it can only be done outside a transaction): a
+    migration that rebuilds a table (alembic's batch mode copies it and drops the original) would otherwise
+    cascade the drop into every table pointing at it and delete their rows. Afterwards the foreign keys are
+    checked, and a violation undoes the whole migration.
+    """
+    sqlite = engine.dialect.name == "sqlite"
+    token = write_intent.set(True)
+    try:
+        with engine.connect() as connection:
+            raw = connection.connection.dbapi_connection
+            if sqlite and raw is not None:
+                raw.execute("PRAGMA foreign_keys=OFF")
+            try:
+                with connection.begin():
+                    yield connection
+                    if sqlite:
+                        broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                        if broken:
+                            raise RuntimeError(f"the migration left rows pointing at nothing: {broken[:5]}")
+            finally:
+                if sqlite and raw is not None:
+                    raw.execute("PRAGMA foreign_keys=ON")
+    finally:
+        write_intent.reset(token)
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
     cfg = alembic_config(engine)
-    with engine.begin() as connection:
+    with connection_for_migrations(engine) as connection:
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, revision)
 
 
 def downgrade(engine: Engine, revision: str) -> None:
     cfg = alembic_config(engine)
-    with engine.begin() as connection:
+    with connection_for_migrations(engine) as connection:
         cfg.attributes["connection"] = connection
         command.downgrade(cfg, revision)
 

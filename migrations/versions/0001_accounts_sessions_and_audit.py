@@ -7,7 +7,6 @@ Create Date: 2026-11-21 13:05:25.456917
 
 from alembic import op
 import sqlalchemy as sa
-import intake.core.db
 
 
 revision = '0001'
@@ -23,19 +22,19 @@ def upgrade() -> None:
     sa.Column('password_hash', sa.String(length=255), nullable=True),
     sa.Column('totp_secret', sa.LargeBinary(), nullable=True),
     sa.Column('totp_last_counter', sa.BigInteger(), nullable=False),
-    sa.Column('mfa_confirmed_at', intake.core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('mfa_confirmed_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('is_active', sa.Boolean(), nullable=False),
     sa.Column('auth_epoch', sa.Integer(), nullable=False),
     sa.Column('locale', sa.String(length=8), nullable=True),
-    sa.Column('created_at', intake.core.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('password_changed_at', intake.core.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('deactivated_at', intake.core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('password_changed_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('deactivated_at', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_accounts')),
     sa.UniqueConstraint('username', name=op.f('uq_accounts_username'))
     )
     op.create_table('audit_events',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('occurred_at', intake.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('occurred_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('actor_id', sa.Integer(), nullable=True),
     sa.Column('actor_roles', sa.String(length=200), nullable=False),
     sa.Column('action', sa.String(length=64), nullable=False),
@@ -53,8 +52,8 @@ def upgrade() -> None:
     op.create_table('sign_in_throttles',
     sa.Column('key', sa.String(length=64), nullable=False),
     sa.Column('failures', sa.Integer(), nullable=False),
-    sa.Column('locked_until', intake.core.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('updated_at', intake.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('locked_until', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('key', name=op.f('pk_sign_in_throttles'))
     )
     op.create_table('account_roles',
@@ -69,10 +68,10 @@ def upgrade() -> None:
     sa.Column('account_id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=100), nullable=False),
     sa.Column('token_hash', sa.String(length=64), nullable=False),
-    sa.Column('created_at', intake.core.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('expires_at', intake.core.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('revoked_at', intake.core.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('last_used_at', intake.core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('revoked_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('last_used_at', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], name=op.f('fk_api_tokens_account_id_accounts'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_api_tokens')),
     sa.UniqueConstraint('token_hash', name=op.f('uq_api_tokens_token_hash'))
@@ -86,11 +85,11 @@ def upgrade() -> None:
     sa.Column('kind', sa.String(length=16), nullable=False),
     sa.Column('account_id', sa.Integer(), nullable=True),
     sa.Column('created_by_id', sa.Integer(), nullable=True),
-    sa.Column('created_at', intake.core.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('expires_at', intake.core.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('opened_at', intake.core.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('completed_at', intake.core.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('revoked_at', intake.core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('opened_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('completed_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('revoked_at', sa.DateTime(timezone=True), nullable=True),
     sa.CheckConstraint("kind IN ('setup', 'invite', 'reset_mfa')", name=op.f('ck_invitations_known_kind')),
     sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], name=op.f('fk_invitations_account_id_accounts'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['created_by_id'], ['accounts.id'], name=op.f('fk_invitations_created_by_id_accounts'), ondelete='SET NULL'),
@@ -104,8 +103,8 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('account_id', sa.Integer(), nullable=False),
     sa.Column('code_hash', sa.String(length=64), nullable=False),
-    sa.Column('created_at', intake.core.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('used_at', intake.core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('used_at', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], name=op.f('fk_recovery_codes_account_id_accounts'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_recovery_codes'))
     )
@@ -115,9 +114,9 @@ def upgrade() -> None:
     op.create_table('web_sessions',
     sa.Column('id_hash', sa.String(length=64), nullable=False),
     sa.Column('account_id', sa.Integer(), nullable=True),
-    sa.Column('created_at', intake.core.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('last_seen_at', intake.core.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('expires_at', intake.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('last_seen_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('data', sa.JSON(), nullable=False),
     sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], name=op.f('fk_web_sessions_account_id_accounts'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id_hash', name=op.f('pk_web_sessions'))

@@ -92,3 +92,75 @@ def test_database_errors_never_carry_row_values(app: Flask) -> None:
             db.session.flush()
         db.session.rollback()
     assert "hash-that-must-stay-private" not in str(caught.value)
+
+
+def test_a_password_change_revokes_api_tokens(app: Flask, create_user: Callable[..., TestUser]) -> None:
+    user = create_user()
+    token = _token_for(app, user)
+    with app.app_context():
+        ops.change_password(db.session.get(Account, user.id), current_password=user.password,
+                            new_password="a brand new passphrase for amira")
+        db.session.commit()
+    assert _me(app, token) == 401
+
+
+def test_wrong_step_up_codes_count_towards_the_lockout(
+    make_app: Callable[..., Flask], totp_clock: TotpClock
+) -> None:
+    import pyotp
+
+    app = make_app(LOCKOUT_THRESHOLD=2)
+    secret = pyotp.random_base32()
+    with app.app_context():
+        account = ops.create_account(username="amira", roles=["interviewer"], password="violet kettle harbour sixteen",
+                                     totp_secret=secret)
+        db.session.commit()
+        user = TestUser(account.id, "amira", "violet kettle harbour sixteen", secret, ["interviewer"])
+    client = app.test_client()
+    Auth(client, totp_clock).sign_in(user)
+    for _ in range(2):
+        assert post_form(client, "/step-up", {"code": "000000"}).status_code == 422
+    # Locked now: even the right code is refused, and so is signing in elsewhere.
+    assert post_form(client, "/step-up", {"code": totp_clock.code(secret)}).status_code == 422
+    assert "You may try again after" in Auth(app.test_client(), totp_clock).sign_in(user).get_data(as_text=True)
+
+
+def test_the_language_chosen_before_signing_in_becomes_the_accounts(
+    app: Flask, create_user: Callable[..., TestUser], totp_clock: TotpClock
+) -> None:
+    user = create_user()
+    client = app.test_client()
+    post_form(client, "/language", {"lang": "ru", "next": "/sign-in"}, token_from="/sign-in")
+    Auth(client, totp_clock).sign_in(user)
+    with app.app_context():
+        assert db.session.get(Account, user.id).locale == "ru"
+
+
+def test_the_slow_password_hash_runs_outside_the_requests_transaction(
+    app: Flask, create_user: Callable[..., TestUser], totp_clock: TotpClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from intake.accounts import passwords
+
+    user = create_user()
+    seen: list[bool] = []
+    real = passwords.verify_password
+
+    def watching(password_hash: str | None, password: str) -> bool:
+        seen.append(db.session().in_transaction())
+        return real(password_hash, password)
+
+    monkeypatch.setattr(passwords, "verify_password", watching)
+    assert Auth(app.test_client(), totp_clock).sign_in(user).status_code == 303
+    assert seen == [False]
+
+
+def test_a_username_taken_by_a_concurrent_request_is_refused_not_an_error(
+    app: Flask, create_user: Callable[..., TestUser], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    create_user("amira")
+    # As if another request inserted the name between this request's check and its insert:
+    monkeypatch.setattr(ops, "_validate_new_username", ops.normalise_username)
+    with app.app_context():
+        with pytest.raises(ops.AccountError, match="That username is taken."):
+            ops.invite_account(username="amira", roles=["interviewer"], actor=None)
+        db.session.rollback()

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import pyotp
+import flask
 import pytest
 import sqlalchemy as sa
 from flask import Flask
@@ -21,12 +22,12 @@ from intake.accounts.models import Account
 from intake.core.audit import AuditAction, AuditEvent
 from intake.core.db import db, utcnow
 from intake.core.sessions import WebSession
-from tests.conftest import PASSWORD, Auth, TestUser, TotpClock, missing, post_form
+from tests.accounts.conftest import REDIS_URL
+from tests.conftest import PASSWORD, Auth, TestUser, TotpClock, post_form
 
 COOKIE = "intake-session"
 ENDED = "Your session has ended. Sign in again."
 NEW_PASSWORD = "saffron lantern orchard thimble"
-REDIS_URL = "redis://127.0.0.1:6379/15"
 
 
 def cookie_of(client: FlaskClient, name: str = COOKIE) -> str | None:
@@ -352,21 +353,6 @@ def test_only_the_hash_of_the_session_id_is_stored(
 # Redis
 
 
-@pytest.fixture
-def redis_client() -> Iterator[Any]:
-    try:
-        import redis
-
-        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-        client.ping()
-    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
-        missing("redis", f"{REDIS_URL} did not answer ({exc.__class__.__name__})")
-    client.flushdb()
-    yield client
-    client.flushdb()
-    client.close()
-
-
 def test_sessions_work_the_same_with_redis(
     make_app: Callable[..., Flask], redis_client: Any, totp_clock: TotpClock
 ) -> None:
@@ -417,3 +403,70 @@ def test_an_expired_redis_session_ends(make_app: Callable[..., Flask], redis_cli
     assert sid is not None
     redis_client.delete(f"intake:session:{sha256(sid)}")  # what the idle expiry does
     assert_sent_to_sign_in(client)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# A request still running when its session ends
+
+
+@pytest.mark.parametrize("store", ["database", "redis"])
+@pytest.mark.parametrize("change", ["modified", "touched"])
+def test_a_request_that_saves_after_sign_out_does_not_bring_the_session_back(
+    make_app: Callable[..., Flask], totp_clock: TotpClock, request: pytest.FixtureRequest, store: str, change: str
+) -> None:
+    if store == "redis":
+        redis_client = request.getfixturevalue("redis_client")
+        app = make_app(REDIS_URL=REDIS_URL)
+    else:
+        app = make_app()
+    user = user_in(app)
+    client = signed_in_client(app, totp_clock, user)
+    sid = cookie_of(client)
+    assert sid is not None
+    interface = app.session_interface
+
+    # A slow request (say, a large upload) loads the session...
+    with app.test_request_context("/account", headers={"Cookie": f"{COOKIE}={sid}"}):
+        slow = interface.open_session(app, flask.request)
+    assert slow is not None and slow.get("account_id") == user.id
+    # ...the person signs out in another tab...
+    assert Auth(client, totp_clock).sign_out().status_code == 303
+    # ...and the slow request finishes, having changed its session or needing to note the activity.
+    if change == "modified":
+        slow["stepped_up_at"] = 0.0
+    else:
+        slow.last_seen_at = utcnow() - timedelta(hours=1)  # type: ignore[attr-defined]
+    with app.test_request_context("/account", headers={"Cookie": f"{COOKIE}={sid}"}):
+        response = app.response_class()
+        interface.save_session(app, slow, response)
+
+    assert client_with_cookie(app, sid).get("/").status_code == 302  # the old id signs nobody in
+    assert any(h.startswith(f"{COOKIE}=;") for h in set_cookie_headers(response))  # and its browser forgets it
+    if store == "redis":
+        assert not redis_client.exists(f"intake:session:{sha256(sid)}")
+    else:
+        assert sha256(sid) not in {row.id_hash for row in session_rows(app)}
+
+
+def test_a_request_that_saves_after_every_session_ended_does_not_bring_the_session_back(
+    app: Flask, create_user: Callable[..., TestUser], totp_clock: TotpClock
+) -> None:
+    user = create_user()
+    laptop = signed_in_client(app, totp_clock, user)
+    sid = cookie_of(laptop)
+    assert sid is not None
+    interface = app.session_interface
+    with app.test_request_context("/account", headers={"Cookie": f"{COOKIE}={sid}"}):
+        slow = interface.open_session(app, flask.request)
+    assert slow is not None
+
+    phone = signed_in_client(app, totp_clock, user)
+    changed = post_form(phone, "/account/password",
+                        {"current_password": PASSWORD, "password": NEW_PASSWORD, "confirm": NEW_PASSWORD})
+    assert changed.status_code == 303
+    slow["stepped_up_at"] = 0.0
+    with app.test_request_context("/account", headers={"Cookie": f"{COOKIE}={sid}"}):
+        interface.save_session(app, slow, app.response_class())
+
+    assert user.id not in {row.account_id for row in session_rows(app)}
+    assert_sent_to_sign_in(laptop)

@@ -243,7 +243,7 @@ def test_listing_tokens_never_shows_their_values(app: Flask, client: FlaskClient
     _b, other = make_token(app, amira, name="server")
     response = client.get("/api/v1/tokens", headers=bearer(token))
     assert response.status_code == 200
-    assert [t["name"] for t in response.get_json()] == ["laptop", "server"]
+    assert [t["name"] for t in response.get_json()] == ["server", "laptop"]  # newest first
     text = response.get_data(as_text=True)
     assert token not in text and other not in text
 

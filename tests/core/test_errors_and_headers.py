@@ -219,19 +219,19 @@ def test_an_unexpected_api_failure_is_a_generic_problem(
     from intake.accounts.api import Me
     from intake.core.security import ACCESS_ATTRIBUTE, Permission
 
-    def fail(self: Any) -> Any:
+    def fail(self: Any, *_args: Any) -> Any:
         raise RuntimeError(SENTINEL)
 
     setattr(fail, ACCESS_ATTRIBUTE, Permission.OWN_ACCOUNT)  # declared like the real view, so it is reached
-    monkeypatch.setattr(Me, "get", fail)
-    response = client.get("/api/v1/me", headers={"Authorization": f"Bearer {plaintext}"})
+    monkeypatch.setattr(Me, "patch", fail)
+    response = client.patch("/api/v1/me", json={"locale": "hy"}, headers={"Authorization": f"Bearer {plaintext}"})
     assert response.status_code == 500
     assert response.mimetype == "application/problem+json"
     body = response.get_json()
     assert body["status"] == 500 and body["request_id"] == response.headers["X-Request-Id"]
     assert SENTINEL not in response.get_data(as_text=True)
     with app.app_context():
-        # last_used_at was set in the failed request's transaction and rolled back with it
+        # a writing request notes last_used_at in its own transaction, which rolled back with the failure
         assert db.session.scalar(sa.select(ApiToken.last_used_at)) is None
 
 

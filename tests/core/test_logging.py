@@ -217,3 +217,26 @@ def test_a_database_error_is_logged_without_what_the_database_said(
     output = buffer.getvalue()
     assert "database error" in output
     assert "private-value" not in output
+
+
+def test_an_error_after_the_view_logs_the_route_pattern_not_the_token(
+    logs: tuple[Flask, io.StringIO, Collector], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app, buffer, collector = logs
+    with app.app_context():
+        link = ops.invite_account(username="amira", roles=["interviewer"], actor=None).url
+        db.session.commit()
+    path = link.removeprefix("http://localhost")
+    token = path.rsplit("/", 1)[1]
+
+    def broken_save(*_args: object) -> None:
+        raise RuntimeError("the session store is down")
+
+    monkeypatch.setattr(app.session_interface, "save_session", broken_save)
+    app.config["PROPAGATE_EXCEPTIONS"] = False  # as in production: the error page, not the test runner, gets it
+    response = app.test_client().get(path)
+    assert response.status_code == 500
+    formatter = intake_json_formatter()
+    everything = buffer.getvalue() + "\n".join(formatter.format(r) for r in collector.records)
+    assert "/enrol/<token>" in everything
+    assert token not in everything
