@@ -7,7 +7,8 @@ INSTANCE := $(CURDIR)/instance
 .PHONY: run test install install-test translations extract-messages bench lint clean
 
 $(BIN)/python:
-	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required")'
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required")'
+	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { echo "Python's venv module is missing: on Debian or Ubuntu, install it with: apt-get install python3.11-venv (or python3-venv)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
@@ -34,7 +35,7 @@ extract-messages: $(VENV)/.installed
 run: export INTAKE_ENV ?= development
 run: export INTAKE_INSTANCE_PATH ?= $(INSTANCE)
 ifeq ($(INTAKE_KEYRING_PASSPHRASE)$(INTAKE_KEYRING_PASSPHRASE_FILE),)
-run: export INTAKE_KEYRING_PASSPHRASE_FILE = $(INSTANCE)/keyring.passphrase
+run: export INTAKE_KEYRING_PASSPHRASE_FILE = $(or $(INTAKE_INSTANCE_PATH),$(INSTANCE))/keyring.passphrase
 endif
 run: install
 	@mkdir -p "$$INTAKE_INSTANCE_PATH" && chmod 700 "$$INTAKE_INSTANCE_PATH"

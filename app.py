@@ -8,4 +8,5 @@ try:
     app = create_app()
 except StartupError as exc:
     print(f"intake: {exc}", file=sys.stderr)
-    raise SystemExit(1) from None
+    # 4 is gunicorn's "application could not be loaded": the arbiter stops instead of restarting workers forever.
+    raise SystemExit(4) from None

@@ -84,6 +84,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ARGON2_TIME_COST", "int", 3, "Argon2id passes.", minimum=1, maximum=20),
     Setting("ARGON2_MEMORY_KIB", "int", 65536, "Argon2id memory in KiB.", minimum=8, maximum=4_194_304),
     Setting("ARGON2_PARALLELISM", "int", 4, "Argon2id lanes.", minimum=1, maximum=16),
+    Setting("TOTP_ISSUER", "str", "Intake",
+            "Name authenticator apps show beside the username. Pick one that draws no attention if a phone is "
+            "searched."),
     Setting("DEFAULT_LOCALE", "choice", "en", "Language used when neither the person nor the browser chose one.",
             choices=LOCALES),
     Setting("TRUSTED_PROXY_HOPS", "int", 0,

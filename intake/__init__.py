@@ -102,6 +102,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, keyring: Keyring | No
         hops = settings["TRUSTED_PROXY_HOPS"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
 
+    from intake.core.checks import configuration_warnings
     from intake.core.errors import install_error_handlers
     from intake.core.i18n import init_i18n
     from intake.core.limits import init_limits
@@ -110,6 +111,8 @@ def create_app(config: Mapping[str, Any] | None = None, *, keyring: Keyring | No
     from intake.core.web import install_pipeline, refuse_cross_site_requests, start_request
 
     configure_logging(settings["LOG_LEVEL"])
+    for warning in configuration_warnings(settings):
+        app.logger.warning("configuration: %s", warning)
     app.before_request(start_request)
     db.init_app(app)
     app.session_interface = ServerSessionInterface(app)

@@ -13,6 +13,7 @@ from flask import Flask, current_app
 from flask.cli import FlaskGroup, routes_command, shell_command, with_appcontext
 
 from config import ConfigError, load_settings
+from intake.core.checks import configuration_warnings
 from intake.core.db import db
 from intake.core.keys import PASSPHRASE_FILE_ENV, Keyring, KeyringError, read_passphrase
 from intake.core.keys import create_passphrase_file as create_passphrase_file_at
@@ -259,26 +260,3 @@ def doctor() -> None:
     for warning in configuration_warnings(config):
         click.echo(f"WARNING  {warning}")
     sys.exit(1 if problems else 0)
-
-
-def configuration_warnings(config: Any) -> list[str]:
-    """Settings that are acceptable for development but not for protecting real testimony."""
-    warnings = []
-    passphrase_file = config.get("KEYRING_PASSPHRASE_FILE")
-    if passphrase_file:
-        pf = Path(passphrase_file).resolve()
-        near = {Path(config["INSTANCE_PATH"]).resolve(), Path(config["KEYRING_PATH"]).resolve().parent}
-        url = sa.engine.make_url(config["DATABASE_URL"])
-        if url.get_backend_name() == "sqlite" and url.database:
-            near.add(Path(url.database).resolve().parent)
-        if pf.parent in near:
-            warnings.append(f"the keyring passphrase file {pf} sits beside the data: this is for development "
-                            "only; anyone who copies the folder can read everything.")
-    if not config["SECURE_COOKIES"]:
-        warnings.append("secure cookies are off (INTAKE_SECURE_COOKIES); serve over HTTPS in production.")
-    if config["ENV"] == "development":
-        warnings.append("INTAKE_ENV is development.")
-    if not config["REDIS_URL"]:
-        warnings.append("no INTAKE_REDIS_URL: rate limits are kept per worker process; with several workers or "
-                        "hosts, configure Redis.")
-    return warnings

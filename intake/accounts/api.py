@@ -11,11 +11,13 @@ from flask_smorest import Blueprint, abort
 
 from intake.accounts import operations as ops
 from intake.accounts.schemas import MePatchSchema, MeSchema, TokenSchema
+from intake.api.body import require_json_body
 from intake.core.limits import api_limit, limiter
 from intake.core.security import Permission, requires
 
 blp = Blueprint("api_accounts", __name__, url_prefix="/api/v1", description="The calling account")
 limiter.limit(api_limit)(blp)
+blp.before_request(require_json_body)
 
 
 @blp.route("/me")

@@ -200,9 +200,10 @@ def enrol_authenticator() -> Any:
             flash(str(_l("Your account is ready. Keep your authenticator app safe: you need it every time you "
                          "sign in.")), "success")
             return redirect(url_for("accounts.recovery_codes_offer"), code=303)
-    uri = totp.provisioning_uri(secret, account.username)
+    uri = totp.provisioning_uri(secret, account.username, issuer=current_app.config["TOTP_ISSUER"])
     form.code.data = ""
-    return render_form("accounts/enrol_authenticator.html", form, secret=_group(secret), qr_svg=totp.qr_svg(uri),
+    qr = totp.qr_svg(uri, title=str(_l("QR code to scan with your authenticator app")))
+    return render_form("accounts/enrol_authenticator.html", form, secret=_group(secret), qr_svg=qr,
                         username=account.username)
 
 

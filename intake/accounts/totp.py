@@ -8,7 +8,6 @@ import pyotp
 import segno
 from pyotp.utils import strings_equal
 
-ISSUER = "Testimony intake"
 STEP_SECONDS = 30
 # Accept the previous and next step too, for clocks that drift; the last accepted step is remembered, so a code
 # (or any earlier one) is never accepted twice.
@@ -19,15 +18,18 @@ def new_secret() -> str:
     return pyotp.random_base32(length=32)
 
 
-def provisioning_uri(secret: str, username: str) -> str:
-    return pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name=ISSUER)
+def provisioning_uri(secret: str, username: str, *, issuer: str) -> str:
+    return pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name=issuer)
 
 
-def qr_svg(uri: str) -> str:
-    """An inline SVG of the QR code for `uri`, rendered on the server (no JavaScript, no external images)."""
+def qr_svg(uri: str, *, title: str) -> str:
+    """An inline SVG of the QR code for `uri`, rendered on the server (no JavaScript, no external images).
+
+    `title` is its accessible name, in the reader's language.
+    """
     qr = segno.make(uri, error="m")
-    svg: str = qr.svg_inline(scale=5, dark="#000", light="#fff", title="QR code", svgclass="qr", lineclass=None)
-    return svg
+    svg: str = qr.svg_inline(scale=5, dark="#000", light="#fff", title=title, svgclass="qr", lineclass=None)
+    return svg.replace("<svg ", '<svg role="img" ', 1)
 
 
 def _clock() -> float:

@@ -50,6 +50,12 @@ EXPLANATIONS: dict[int, Any] = {
 INVALID_JSON = _l("The request body is not valid JSON.")
 INVALID_FIELDS = _l("Some fields are missing or not valid; 'errors' names each one and says why.")
 
+# The API has no pages to go back to: its explanations say what is wrong with the request instead.
+API_EXPLANATIONS: dict[int, Any] = {
+    404: _l("There is nothing at this address in the API."),
+    405: _l("This address does not accept this method; the Allow header lists those it does."),
+}
+
 CSRF_EXPLANATION = _l(
     "This form has expired or was not sent from this site, so nothing was saved. Go back, reload the page and "
     "submit it again."
@@ -105,6 +111,8 @@ def handle_http_error(error: HTTPException) -> Response:
         detail = str(_l("Too many attempts. Try again in %(seconds)d seconds.", seconds=retry or 60))
     elif error.description and error.description != type(error).description:
         detail = str(error.description)  # a message chosen where the error was raised
+    elif is_api_request() and status in API_EXPLANATIONS:
+        detail = str(API_EXPLANATIONS[status])
     else:
         detail = str(EXPLANATIONS.get(status, ""))
     if is_api_request():

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import pyotp
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -67,3 +69,23 @@ def test_first_admin_invites_a_colleague_who_then_signs_in(app: Flask, totp_cloc
     assert "amira" in me.get_data(as_text=True)
     assert admin_secret != secret
     assert pyotp.TOTP(secret).now()
+
+
+def test_the_authenticator_entry_carries_the_configured_neutral_name(
+    make_app: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from intake.accounts import totp
+
+    app = make_app(TOTP_ISSUER="Notes")
+    encoded: list[str] = []
+    real_make = totp.segno.make
+    monkeypatch.setattr(totp.segno, "make", lambda uri, **kw: encoded.append(uri) or real_make(uri, **kw))
+    with app.app_context():
+        link = ops.invite_account(username="amira", roles=["interviewer"], actor=None).url
+        db.session.commit()
+    client = app.test_client()
+    open_link(client, link.removeprefix("http://localhost"))
+    post_form(client, "/enrol/password", {"password": PASSWORD, "confirm": PASSWORD})
+    page = client.get("/enrol/authenticator").get_data(as_text=True)
+    assert encoded and "issuer=Notes" in encoded[-1] and "Testimony" not in encoded[-1]
+    assert 'role="img"' in page and "QR code to scan with your authenticator app" in page

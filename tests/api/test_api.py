@@ -422,3 +422,19 @@ def test_the_cli_refuses_a_token_for_an_unknown_account(app: Flask) -> None:
     assert result.exit_code != 0
     assert "No enrolled, active account" in result.output
     assert "intk_" not in result.output
+
+
+def test_a_body_that_is_not_json_is_a_415_problem(app: Flask, amira: TestUser) -> None:
+    _token, plaintext = make_token(app, amira)
+    response = app.test_client().patch("/api/v1/me", data="locale=hy", headers={
+        **bearer(plaintext), "Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 415
+    assert response.mimetype == "application/problem+json"
+    assert "application/json" in response.get_json()["detail"]
+
+
+def test_an_unknown_api_address_explains_itself_in_api_terms(app: Flask, amira: TestUser) -> None:
+    _token, plaintext = make_token(app, amira)
+    response = app.test_client().get("/api/v1/nothing-here", headers=bearer(plaintext))
+    assert response.status_code == 404
+    assert response.get_json()["detail"] == "There is nothing at this address in the API."
