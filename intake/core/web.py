@@ -8,6 +8,7 @@
 - `transactional` wraps every view: the view's changes and their audit events commit once at the end, or roll
   back together on any exception.
 - `secure_headers` sets the security headers on every response.
+- `end_request_transaction` rolls back what a refused request left open before the session is saved.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from werkzeug.exceptions import Forbidden, RequestEntityTooLarge, Unauthorized
 from werkzeug.wrappers import Response as BaseResponse
 
 from intake.core.audit import AuditAction, record_event
-from intake.core.db import db
+from intake.core.db import db, write_intent
 from intake.core.security import PUBLIC, Permission, current_declared_access
 
 log = logging.getLogger("intake.request")
@@ -132,16 +133,25 @@ def _deny(status: int, *, permission: Any) -> None:
     are in the request log (an undeclared route also as an error), and recording them would let anyone on the
     network write audit rows. The event is committed here, before the refusal is raised, because the refused
     request never reaches a view: `transactional` does not run, and the session is discarded at the end of the
-    request, which would lose the event. Nothing else has changed at this point, so this commit carries only the
-    event.
+    request, which would lose the event.
+
+    Nothing has changed at this point, so the request's transaction (begun read-only in `load_caller` on a GET) is
+    rolled back and the event committed in a transaction of its own that takes SQLite's write lock when it begins:
+    a read transaction that later writes fails at once with "database is locked" if another writer committed in
+    between.
     """
     if g.account is not None:
-        record_event(
-            AuditAction.ACCESS_DENIED,
-            actor=g.account,
-            details={"endpoint": request.endpoint or "", "method": request.method, "needs": str(permission)},
-        )
-        db.session.commit()
+        db.session.rollback()
+        token = write_intent.set(True)
+        try:
+            record_event(
+                AuditAction.ACCESS_DENIED,
+                actor=g.account,
+                details={"endpoint": request.endpoint or "", "method": request.method, "needs": str(permission)},
+            )
+            db.session.commit()
+        finally:
+            write_intent.reset(token)
     raise Forbidden() if status == 403 else Unauthorized()
 
 
@@ -220,6 +230,19 @@ def transactional(view: Callable[..., Any]) -> Callable[..., Any]:
     return run_in_transaction
 
 
+def end_request_transaction(response: Response) -> Response:
+    """Roll back whatever the request left open, before the session is saved.
+
+    `transactional` has committed a view's work by now; a transaction still open belongs to a request refused
+    before its view ran (sent to step-up, an unknown address), and would be discarded at teardown anyway. Ending
+    it here matters on SQLite: the transaction of a POST holds the write lock from its first query, and the
+    session store, which saves after this hook in a transaction of its own, would wait for that lock until the
+    busy timeout and then fail with "database is locked". After a commit this is a no-op.
+    """
+    db.session.rollback()
+    return response
+
+
 def start_request() -> None:
     g.request_id = request.headers.get("X-Request-Id", "")[:64] or secrets.token_hex(8)
     if not g.request_id.replace("-", "").isalnum():
@@ -274,6 +297,7 @@ def install_pipeline(app: Flask) -> None:
     """
     app.before_request(load_caller)
     app.before_request(check_access)
+    app.after_request(end_request_transaction)  # registered first, so it runs after the other two
     app.after_request(secure_headers)
     app.after_request(log_request)
     for endpoint, view in list(app.view_functions.items()):

@@ -1,6 +1,6 @@
 """Server-side sessions: a new id at sign-in, sign-out that really ends the session, idle and absolute timeouts,
-every session ended on password change, deactivation and role change, careful cookies, only hashes stored, and
-the same behaviour with Redis as the store."""
+every session ended on password change, deactivation and role change, careful cookies, only hashes stored, the
+same behaviour with Redis as the store, and no ended session brought back by a request that was still running."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-import pyotp
 import flask
+import pyotp
 import pytest
 import sqlalchemy as sa
 from flask import Flask
@@ -26,6 +26,7 @@ from tests.accounts.conftest import REDIS_URL
 from tests.conftest import PASSWORD, Auth, TestUser, TotpClock, post_form
 
 COOKIE = "intake-session"
+ANONYMOUS_COOKIE = "intake-visit"  # the signed cookie of a visitor not signed in (see test_anonymous_sessions.py)
 ENDED = "Your session has ended. Sign in again."
 NEW_PASSWORD = "saffron lantern orchard thimble"
 
@@ -35,9 +36,9 @@ def cookie_of(client: FlaskClient, name: str = COOKIE) -> str | None:
     return cookie.value if cookie is not None else None
 
 
-def client_with_cookie(app: Flask, value: str) -> FlaskClient:
+def client_with_cookie(app: Flask, value: str, name: str = COOKIE) -> FlaskClient:
     client = app.test_client()
-    client.set_cookie(COOKIE, value)
+    client.set_cookie(name, value)
     return client
 
 
@@ -94,6 +95,17 @@ def set_cookie_headers(response: Any) -> list[str]:
     return [value for key, value in response.headers.items() if key.lower() == "set-cookie"]
 
 
+def take_cookies(client: FlaskClient, response: Any) -> None:
+    """Keep the cookies `response` sets or deletes, as the browser that sent the request would."""
+    for header in set_cookie_headers(response):
+        name, _, rest = header.partition("=")
+        value = rest.split(";", 1)[0]
+        if value:
+            client.set_cookie(name, value)
+        else:
+            client.delete_cookie(name)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Sign-in and sign-out
 
@@ -101,20 +113,31 @@ def set_cookie_headers(response: Any) -> list[str]:
 def test_signing_in_issues_a_new_session_id(app: Flask, create_user: Callable[..., TestUser],
                                             totp_clock: TotpClock) -> None:
     user = create_user()
+    other = create_user("narek")
     client = app.test_client()
     client.get("/sign-in")
-    before = cookie_of(client)
+    before = cookie_of(client, ANONYMOUS_COOKIE)
     assert before is not None  # the sign-in form's CSRF token lives in a (not signed-in) session
+    assert cookie_of(client) is None
 
     assert Auth(client, totp_clock).sign_in(user).status_code == 303
     after = cookie_of(client)
-    assert after is not None and after != before
+    assert after is not None and after not in before
+    assert cookie_of(client, ANONYMOUS_COOKIE) is None
     assert client.get("/").status_code == 200
 
-    # Whoever held the id from before sign-in is not signed in with it.
-    assert client_with_cookie(app, before).get("/").status_code == 302
-    stored = {row.id_hash for row in session_rows(app)}
-    assert sha256(before) not in stored and sha256(after) in stored
+    # Whoever held the session from before sign-in is not signed in with it.
+    assert client_with_cookie(app, before, ANONYMOUS_COOKIE).get("/").status_code == 302
+    assert {row.id_hash for row in session_rows(app)} == {sha256(after)}
+
+    # Signing in again over a signed-in session also issues a new id, and the old one stops working.
+    again = post_form(client, "/sign-in", {"username": other.username, "password": other.password,
+                                           "code": totp_clock.code(other.totp_secret)}, token_from="/account")
+    assert again.status_code == 303
+    renewed = cookie_of(client)
+    assert renewed is not None and renewed != after
+    assert client_with_cookie(app, after).get("/").status_code == 302
+    assert {row.id_hash for row in session_rows(app)} == {sha256(renewed)}
 
 
 def test_sign_out_is_post_only(app: Flask, create_user: Callable[..., TestUser], totp_clock: TotpClock) -> None:
@@ -139,7 +162,9 @@ def test_sign_out_clears_the_browser_and_the_old_cookie_stops_working(
     assert response.status_code == 303
     assert response.headers["Location"].endswith("/sign-in")
     assert response.headers["Clear-Site-Data"] == '"cache", "cookies", "storage"'
-    assert any(h.startswith(f"{COOKIE}=;") for h in set_cookie_headers(response))  # the cookie is removed
+    removed = set_cookie_headers(response)
+    assert any(h.startswith(f"{COOKIE}=;") for h in removed)  # the cookies are removed
+    assert any(h.startswith(f"{ANONYMOUS_COOKIE}=;") for h in removed)
     assert cookie_of(client) is None
 
     assert client_with_cookie(app, sid).get("/").status_code == 302
@@ -297,9 +322,15 @@ def test_a_role_change_needs_step_up_and_ends_the_targets_sessions(
 # Cookies and what is stored
 
 
-def test_the_session_cookie_is_http_only_and_same_site_lax(app: Flask) -> None:
-    response = app.test_client().get("/sign-in")
-    (header,) = [h for h in set_cookie_headers(response) if h.startswith(f"{COOKIE}=")]
+@pytest.mark.parametrize("name", [ANONYMOUS_COOKIE, COOKIE])
+def test_the_session_cookies_are_http_only_and_same_site_lax(
+    app: Flask, create_user: Callable[..., TestUser], totp_clock: TotpClock, name: str
+) -> None:
+    client = app.test_client()
+    response = client.get("/sign-in")  # sets the anonymous cookie
+    if name == COOKIE:
+        response = Auth(client, totp_clock).sign_in(create_user())
+    (header,) = [h for h in set_cookie_headers(response) if h.startswith(f"{name}=")]
     attributes = {part.strip().split("=")[0].lower() for part in header.split(";")[1:]}
     assert "httponly" in attributes
     assert "samesite=lax" in header.lower().replace(" ", "")
@@ -316,8 +347,8 @@ def test_with_secure_cookies_the_cookie_is_host_prefixed_and_secure(
     client = app.test_client()
     https = {"base_url": "https://localhost"}
     page = client.get("/sign-in", **https)
-    (header,) = [h for h in set_cookie_headers(page) if "intake-session=" in h]
-    assert header.startswith("__Host-intake-session=")
+    (header,) = [h for h in set_cookie_headers(page) if "intake-visit=" in h]
+    assert header.startswith("__Host-intake-visit=")
     parts = {part.strip().lower() for part in header.split(";")[1:]}
     assert {"secure", "httponly", "path=/", "samesite=lax"} <= parts
     assert not any(part.startswith("domain") for part in parts)
@@ -331,6 +362,10 @@ def test_with_secure_cookies_the_cookie_is_host_prefixed_and_secure(
     assert signed_in.status_code == 303
     (header,) = [h for h in set_cookie_headers(signed_in) if "intake-session=" in h]
     assert header.startswith("__Host-intake-session=") and "Secure" in header
+    parts = {part.strip().lower() for part in header.split(";")[1:]}
+    assert {"secure", "httponly", "path=/", "samesite=lax"} <= parts
+    (removed,) = [h for h in set_cookie_headers(signed_in) if "intake-visit=" in h]
+    assert removed.startswith("__Host-intake-visit=;") and "Secure" in removed  # the anonymous cookie goes
     assert client.get("/", **https).status_code == 200
 
 
@@ -361,14 +396,14 @@ def test_sessions_work_the_same_with_redis(
 
     client = app.test_client()
     client.get("/sign-in")
-    before = cookie_of(client)
+    before = cookie_of(client, ANONYMOUS_COOKIE)
     assert before is not None
     laptop = client
     assert Auth(laptop, totp_clock).sign_in(user).status_code == 303
     sid = cookie_of(laptop)
-    assert sid is not None and sid != before
+    assert sid is not None and sid not in before
     assert laptop.get("/").status_code == 200
-    assert client_with_cookie(app, before).get("/").status_code == 302
+    assert client_with_cookie(app, before, ANONYMOUS_COOKIE).get("/").status_code == 302
 
     keys = {k.decode() for k in redis_client.keys("intake:session:*")}
     assert f"intake:session:{sha256(sid)}" in keys
@@ -441,11 +476,16 @@ def test_a_request_that_saves_after_sign_out_does_not_bring_the_session_back(
         interface.save_session(app, slow, response)
 
     assert client_with_cookie(app, sid).get("/").status_code == 302  # the old id signs nobody in
-    assert any(h.startswith(f"{COOKIE}=;") for h in set_cookie_headers(response))  # and its browser forgets it
     if store == "redis":
         assert not redis_client.exists(f"intake:session:{sha256(sid)}")
     else:
         assert sha256(sid) not in {row.id_hash for row in session_rows(app)}
+    # Its browser forgets the id, and the next page says the session has ended.
+    assert any(h.startswith(f"{COOKIE}=;") for h in set_cookie_headers(response))
+    take_cookies(client, response)
+    assert cookie_of(client) is None
+    assert_sent_to_sign_in(client)
+    assert client.get("/").status_code == 302
 
 
 def test_a_request_that_saves_after_every_session_ended_does_not_bring_the_session_back(
@@ -466,7 +506,10 @@ def test_a_request_that_saves_after_every_session_ended_does_not_bring_the_sessi
     assert changed.status_code == 303
     slow["stepped_up_at"] = 0.0
     with app.test_request_context("/account", headers={"Cookie": f"{COOKIE}={sid}"}):
-        interface.save_session(app, slow, app.response_class())
+        response = app.response_class()
+        interface.save_session(app, slow, response)
 
     assert user.id not in {row.account_id for row in session_rows(app)}
+    take_cookies(laptop, response)
+    assert cookie_of(laptop) is None
     assert_sent_to_sign_in(laptop)

@@ -68,14 +68,16 @@ def enrol_authenticator(page: Any, clock: TotpClock, *, username: str, screensho
     return secret
 
 
-def sign_in(page: Any, clock: TotpClock, secret: str, *, username: str, _: Any = lambda s: s) -> None:
-    """Fill in the sign-in form in the page's language (`_` translates the English texts) and send it."""
+def sign_in(page: Any, clock: TotpClock, secret: str, *, username: str, _: Any = lambda s: s,
+            then: Any = None) -> None:
+    """Fill in the sign-in form in the page's language (`_` translates the English texts) and send it; the start
+    page greets the person in the language `then` translates to (by default the same)."""
     expect(page.get_by_role("heading", name=_("Sign in"), level=1, exact=True)).to_be_visible()
     page.get_by_label(_("Username"), exact=True).fill(username)
     page.get_by_label(_("Password"), exact=True).fill(PASSWORD)
     page.get_by_label(_("Two-factor code"), exact=True).fill(clock.code(secret))
     page.get_by_role("button", name=_("Sign in"), exact=True).click()
-    welcome = _("Welcome, %(username)s") % {"username": username}
+    welcome = (then or _)("Welcome, %(username)s") % {"username": username}
     expect(page.get_by_role("heading", name=welcome, level=1, exact=True)).to_be_visible()
 
 
@@ -150,13 +152,14 @@ def test_first_run_setup_invite_enrol_and_sign_in(live_server: LiveServer, new_p
     fits_the_screen(phone)
     sign_out(phone, hy.gettext)
 
-    # Signing out forgets the session and its language: she signs in again in English …
+    # Signed out, the sign-in page follows the browser (English) …
     expect(phone.locator("html")).to_have_attribute("lang", "en")
     fits_the_screen(phone)
-    sign_in(phone, totp_clock, secret, username="amira")
-    expect(phone.locator("html")).to_have_attribute("lang", "en")
+    sign_in(phone, totp_clock, secret, username="amira", then=hy.gettext)
+    # … and once she is signed in, the pages speak the Armenian she chose, remembered with her account.
+    expect(phone.locator("html")).to_have_attribute("lang", "hy")
     fits_the_screen(phone)
-    sign_out(phone)
+    sign_out(phone, hy.gettext)
 
     # … and in Armenian, chosen with the language switch in the header.
     choose_language(phone, "Հայերեն")

@@ -1,9 +1,11 @@
-"""Requests that write while they show a page, many at once: nobody gets an error page.
+"""Requests whose session is written while other requests write: nobody gets an error page or waits.
 
 On SQLite a transaction begun with a plain (deferred) BEGIN that reads and then writes fails at once with
 "database is locked" when another writer committed in between; the busy timeout does not help. The session store
 (noting a signed-in person's activity) and the audit event of a refused request write on GET, so their
-transactions must take the write lock from the start. The test runs on PostgreSQL too, where it must pass as well.
+transactions must take the write lock from the start. And a request refused before its view ran must not keep its
+own transaction (and, for a POST, the write lock) open while its session is saved. The tests run on PostgreSQL
+too, where they must pass as well.
 """
 
 from __future__ import annotations
@@ -87,3 +89,21 @@ def test_signed_in_pages_under_concurrent_writes_never_fail(
     assert sum(len(o) for o in outcomes) == THREADS * REQUESTS
     assert failures == [], f"{len(failures)} of {THREADS * REQUESTS} failed, e.g. {failures[:3]}"
     assert elapsed < 30, f"took {elapsed:.1f} s"
+
+
+@pytest.mark.parametrize("path", ["/account/recovery-codes", "/no-such-page"])
+def test_a_post_refused_before_its_view_does_not_hold_up_saving_the_session(
+    make_app: Callable[..., Flask], totp_clock: TotpClock, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    """Sent to step-up, or to the not-found page: the request's transaction (which, for a POST, took SQLite's
+    write lock when the caller was loaded) must not be left open while the session store writes."""
+    app = make_app()
+    (client,) = _signed_in(app, totp_clock, 1)
+    token = csrf_token(client, "/account")
+    monkeypatch.setattr(sessions, "TOUCH_INTERVAL", timedelta(0))
+
+    began = time.perf_counter()
+    response = client.post(path, data={"csrf_token": token})
+    assert response.status_code in (302, 404)
+    assert time.perf_counter() - began < 5  # not the busy timeout
+    assert client.get("/account").status_code == 200
