@@ -154,7 +154,12 @@ class Database:
     @contextmanager
     def separate_transaction(self, *, writes: bool) -> Iterator[Session]:
         """A short transaction of its own, committed on success: for work that must not wait for, or hold up,
-        the request's transaction (reading before slow password hashing, noting when a token was last used)."""
+        the request's transaction (reading before slow password hashing, noting when a token was last used,
+        saving the browser session after the request committed).
+
+        A writing one takes SQLite's write lock at BEGIN: a deferred transaction that reads and then writes fails
+        at once with "database is locked" when another writer committed in between, busy timeout or not.
+        """
         token = write_intent.set(writes)
         try:
             with self.new_session() as session, session.begin():

@@ -25,8 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -34,10 +33,10 @@ import sqlalchemy as sa
 from flask import Flask, Request, Response
 from flask.sessions import SessionInterface, SessionMixin
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.datastructures import CallbackDict
 
-from intake.core.db import Base, UTCDateTime, db, utcnow, write_intent
+from intake.core.db import Base, UTCDateTime, db, utcnow
 
 # Paths that never carry a browser session: the API authenticates with bearer tokens only (which is why it can
 # be exempt from CSRF), and static files and the health check need none.
@@ -109,23 +108,9 @@ def _hash(sid: str) -> str:
     return hashlib.sha256(sid.encode()).hexdigest()
 
 
-@contextmanager
-def _transaction(*, writes: bool) -> Iterator[Session]:
-    """A short transaction of the store's own, outside the request's (which has committed by the time sessions
-    are saved). A writing one takes SQLite's write lock at BEGIN: a deferred transaction that reads and then
-    writes fails at once with "database is locked" when another writer committed in between, busy timeout or not.
-    """
-    token = write_intent.set(writes)
-    try:
-        with db.new_session() as s, s.begin():
-            yield s
-    finally:
-        write_intent.reset(token)
-
-
 class _DatabaseStore:
     def load(self, sid_hash: str) -> tuple[dict[str, Any], datetime, datetime] | None:
-        with _transaction(writes=False) as s:
+        with db.separate_transaction(writes=False) as s:
             row = s.get(WebSession, sid_hash)
             if row is None or row.expires_at <= utcnow():
                 return None
@@ -133,7 +118,7 @@ class _DatabaseStore:
 
     def insert(self, sid_hash: str, session: ServerSession, idle: timedelta) -> None:
         now = utcnow()
-        with _transaction(writes=True) as s:
+        with db.separate_transaction(writes=True) as s:
             s.add(WebSession(id_hash=sid_hash, created_at=session.created_at, account_id=session.get("account_id"),
                              data=dict(session), last_seen_at=now, expires_at=now + idle))
             # Sweep expired sessions now and then so the table does not grow without bound.
@@ -143,7 +128,7 @@ class _DatabaseStore:
     def update(self, sid_hash: str, session: ServerSession, idle: timedelta) -> bool:
         """Write the session over its stored row; False (and nothing written) when the row is gone."""
         now = utcnow()
-        with _transaction(writes=True) as s:
+        with db.separate_transaction(writes=True) as s:
             result = cast(sa.CursorResult[Any], s.execute(
                 sa.update(WebSession)
                 .where(WebSession.id_hash == sid_hash)
@@ -154,7 +139,7 @@ class _DatabaseStore:
             return result.rowcount > 0
 
     def delete(self, sid_hash: str) -> None:
-        with _transaction(writes=True) as s:
+        with db.separate_transaction(writes=True) as s:
             s.execute(sa.delete(WebSession).where(WebSession.id_hash == sid_hash))
 
 

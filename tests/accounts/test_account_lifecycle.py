@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
+import pyotp
 import pytest
 import sqlalchemy as sa
 from flask import Flask
@@ -12,7 +13,7 @@ from flask import Flask
 from intake.accounts import operations as ops
 from intake.accounts.models import Account, SignInThrottle
 from intake.core.db import db, utcnow
-from tests.conftest import Auth, TestUser, TotpClock, post_form
+from tests.conftest import PASSWORD, Auth, TestUser, TotpClock, post_form
 
 
 def _token_for(app: Flask, user: TestUser) -> str:
@@ -20,6 +21,15 @@ def _token_for(app: Flask, user: TestUser) -> str:
         _, plaintext = ops.create_api_token(db.session.get(Account, user.id), name="laptop")
         db.session.commit()
         return plaintext
+
+
+def _signed_up(app: Flask) -> TestUser:
+    """An enrolled account on `app` (for tests that need an app with their own settings)."""
+    secret = pyotp.random_base32()
+    with app.app_context():
+        account = ops.create_account(username="amira", roles=["interviewer"], password=PASSWORD, totp_secret=secret)
+        db.session.commit()
+        return TestUser(account.id, "amira", PASSWORD, secret, ["interviewer"])
 
 
 def _me(app: Flask, token: str) -> int:
@@ -47,15 +57,8 @@ def test_ending_access_revokes_api_tokens_for_good(
 def test_wrong_current_passwords_count_towards_the_lockout(
     make_app: Callable[..., Flask], totp_clock: TotpClock
 ) -> None:
-    import pyotp
-
     app = make_app(LOCKOUT_THRESHOLD=2)
-    secret = pyotp.random_base32()
-    with app.app_context():
-        account = ops.create_account(username="amira", roles=["interviewer"], password="violet kettle harbour sixteen",
-                                     totp_secret=secret)
-        db.session.commit()
-        user = TestUser(account.id, "amira", "violet kettle harbour sixteen", secret, ["interviewer"])
+    user = _signed_up(app)
     client = app.test_client()
     Auth(client, totp_clock).sign_in(user)
     new = {"password": "another long pass phrase here", "confirm": "another long pass phrase here"}
@@ -107,21 +110,14 @@ def test_a_password_change_revokes_api_tokens(app: Flask, create_user: Callable[
 def test_wrong_step_up_codes_count_towards_the_lockout(
     make_app: Callable[..., Flask], totp_clock: TotpClock
 ) -> None:
-    import pyotp
-
     app = make_app(LOCKOUT_THRESHOLD=2)
-    secret = pyotp.random_base32()
-    with app.app_context():
-        account = ops.create_account(username="amira", roles=["interviewer"], password="violet kettle harbour sixteen",
-                                     totp_secret=secret)
-        db.session.commit()
-        user = TestUser(account.id, "amira", "violet kettle harbour sixteen", secret, ["interviewer"])
+    user = _signed_up(app)
     client = app.test_client()
     Auth(client, totp_clock).sign_in(user)
     for _ in range(2):
         assert post_form(client, "/step-up", {"code": "000000"}).status_code == 422
     # Locked now: even the right code is refused, and so is signing in elsewhere.
-    assert post_form(client, "/step-up", {"code": totp_clock.code(secret)}).status_code == 422
+    assert post_form(client, "/step-up", {"code": totp_clock.code(user.totp_secret)}).status_code == 422
     assert "You may try again after" in Auth(app.test_client(), totp_clock).sign_in(user).get_data(as_text=True)
 
 
