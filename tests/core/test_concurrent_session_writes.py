@@ -11,7 +11,6 @@ too, where they must pass as well.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -77,18 +76,15 @@ def test_signed_in_pages_under_concurrent_writes_never_fail(
                 outcome = f"{exc.__class__.__name__}: {exc}"
             outcomes[i].append(outcome)
 
-    began = time.perf_counter()
     threads = [threading.Thread(target=browse, args=(i,)) for i in range(THREADS)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(timeout=60)
-    elapsed = time.perf_counter() - began
 
     failures = [o for per_thread in outcomes for o in per_thread if o != "ok"]
     assert sum(len(o) for o in outcomes) == THREADS * REQUESTS
     assert failures == [], f"{len(failures)} of {THREADS * REQUESTS} failed, e.g. {failures[:3]}"
-    assert elapsed < 30, f"took {elapsed:.1f} s"
 
 
 @pytest.mark.parametrize("path", ["/account/recovery-codes", "/no-such-page"])
@@ -102,8 +98,7 @@ def test_a_post_refused_before_its_view_does_not_hold_up_saving_the_session(
     token = csrf_token(client, "/account")
     monkeypatch.setattr(sessions, "TOUCH_INTERVAL", timedelta(0))
 
-    began = time.perf_counter()
+    # Left open, that transaction would make the session save wait out the busy timeout and then fail.
     response = client.post(path, data={"csrf_token": token})
     assert response.status_code in (302, 404)
-    assert time.perf_counter() - began < 5  # not the busy timeout
     assert client.get("/account").status_code == 200
