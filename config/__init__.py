@@ -147,6 +147,11 @@ def load_settings(
             values["KEYRING_PASSPHRASE_FILE"] = str(development_file)
     if not values["KEYRING_PATH"]:
         values["KEYRING_PATH"] = str(Path(values["INSTANCE_PATH"]) / "keyring.sealed")
+    if not values["BLOB_PATH"]:
+        values["BLOB_PATH"] = str(Path(values["INSTANCE_PATH"]) / "blobs")
+    prefix = values["PSEUDONYM_PREFIX"]
+    if not (1 <= len(prefix) <= 4 and prefix.isascii() and prefix.isalpha() and prefix.isupper()):
+        raise ConfigError("PSEUDONYM_PREFIX: must be 1 to 4 capital letters A to Z")
     secure = values["SECURE_COOKIES"]
     values["SECURE_COOKIES"] = (values["ENV"] != "development") if secure == "auto" else secure == "true"
     if values["LOCKOUT_MAX_SECONDS"] < values["LOCKOUT_BASE_SECONDS"]:

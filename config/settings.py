@@ -70,6 +70,16 @@ SETTINGS: tuple[Setting, ...] = (
             minimum=1, maximum=365),
     Setting("MAX_REQUEST_BYTES", "int", 1_048_576, "Largest request body accepted (larger gets 413).",
             minimum=1024),
+    Setting("ATTACHMENT_MAX_BYTES", "int", 209_715_200,
+            "Largest attachment accepted, in bytes (200 MiB); larger files are refused and nothing is kept.",
+            minimum=1024, maximum=4_294_967_296),
+    Setting("BLOB_STORAGE", "choice", "database",
+            "Where encrypted attachments are stored: `database` (in the database, backed up with it) or `files` "
+            "(generated names under `BLOB_PATH`).", choices=("database", "files")),
+    Setting("BLOB_PATH", "path", "", "Folder for encrypted attachments when `BLOB_STORAGE` is `files`. Empty means "
+            "`<instance>/blobs`."),
+    Setting("PSEUDONYM_PREFIX", "str", "KB",
+            "Letters (1 to 4, A to Z) that begin every pseudonym code, e.g. `KB-7F3Q-2K`."),
     Setting("SIGN_IN_LIMIT_PER_ADDRESS", "rate", "30 per 10 minutes",
             "Rate limit on each sign-in, enrolment and step-up step per client address."),
     Setting("SIGN_IN_LIMIT_PER_ACCOUNT", "rate", "10 per 10 minutes",

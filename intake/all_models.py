@@ -2,7 +2,10 @@
 
 from intake.accounts import models as accounts_models  # noqa: F401
 from intake.core.audit import models as audit_models  # noqa: F401
+from intake.core.crypto import models as crypto_models  # noqa: F401
 from intake.core.db import Base
 from intake.core.sessions import WebSession  # noqa: F401
+from intake.identities import models as identities_models  # noqa: F401
+from intake.testimonies import models as testimonies_models  # noqa: F401
 
 metadata = Base.metadata

@@ -118,6 +118,18 @@ def db_upgrade(revision: str) -> None:
 
     migrate.upgrade(db.engine, revision)
     click.echo(f"Database at {', '.join(migrate.current_revisions(db.engine)) or 'base'}.")
+    if migrate.is_at_head(db.engine):
+        from intake.accounts.operations import reseal_legacy_secrets
+        from intake.core.crypto import current_keyring
+        from intake.core.crypto.datakeys import register_keyring_versions
+
+        def finish() -> int:
+            register_keyring_versions(current_keyring())
+            return reseal_legacy_secrets()
+
+        moved = _commit_or_fail(finish)
+        if moved:
+            click.echo(f"Moved {moved} two-factor secret(s) onto their accounts' data keys.")
 
 
 @db_group.command("downgrade", help="Revert migrations down to REVISION.")

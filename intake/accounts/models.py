@@ -8,6 +8,8 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from intake.core.crypto.fields import sealed_column
+from intake.core.crypto.models import DataKey
 from intake.core.db import Base, UTCDateTime, utcnow
 from intake.core.security import Permission, Role, permissions_for
 
@@ -20,7 +22,10 @@ class Account(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(sa.String(64), unique=True)
     password_hash: Mapped[str | None] = mapped_column(sa.String(255))
-    totp_secret: Mapped[bytes | None] = mapped_column(sa.LargeBinary)  # sealed, see intake.core.crypto
+    data_key_id: Mapped[int | None] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"), sa.ForeignKey("data_keys.id"), unique=True
+    )
+    totp_secret: Mapped[bytes | None] = sealed_column("accounts", "totp_secret")
     totp_last_counter: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     mfa_confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     is_active: Mapped[bool] = mapped_column(default=True)
@@ -30,9 +35,15 @@ class Account(Base):
     password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     deactivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
+    data_key: Mapped[DataKey | None] = relationship(lazy="joined")
     roles: Mapped[list[AccountRole]] = relationship(
         back_populates="account", cascade="all, delete-orphan", lazy="selectin", order_by="AccountRole.role"
     )
+
+    @property
+    def sealing_key(self) -> DataKey | None:
+        """The account's data key, which seals its two-factor seed."""
+        return self.data_key
 
     @property
     def role_names(self) -> list[str]:

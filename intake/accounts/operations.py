@@ -33,7 +33,11 @@ from intake.accounts.models import (
 )
 from intake.core.audit import AuditAction, record_event
 from intake.core.crypto import current_keyring
-from intake.core.crypto.account_secrets import SecretUnreadable, open_sealed, seal
+from intake.core.crypto import account_secrets
+from intake.core.crypto.account_secrets import SecretUnreadable
+from intake.core.crypto.datakeys import create_data_key
+from intake.core.crypto.envelope import Unreadable
+from intake.core.crypto.fields import Tombstone, open_value, seal_value
 from intake.core.db import db, transactions_write, utcnow
 from intake.core.security import Role, roles_are_compatible
 from intake.core.sessions import WebSession
@@ -164,15 +168,46 @@ def create_account(
 
 
 def _store_totp_secret(account: Account, secret: str) -> None:
-    account.totp_secret = seal(current_keyring(), secret.encode(), table="accounts", row_id=account.id,
-                               field="totp_secret")
+    """Seal the two-factor seed under the account's data key (created with the first secret it holds)."""
+    key = None
+    if account.data_key is None:
+        account.data_key, key = create_data_key("account")
+    seal_value(account, "totp_secret", secret.encode(), key=key)
 
 
 def _totp_secret(account: Account) -> str:
     if account.totp_secret is None:
         raise AccountError(_l("No authenticator is set up for this account."))
-    return open_sealed(current_keyring(), account.totp_secret, table="accounts", row_id=account.id,
-                       field="totp_secret").decode()
+    if account_secrets.is_legacy(account.totp_secret):
+        return account_secrets.open_sealed(current_keyring(), account.totp_secret, table="accounts",
+                                           row_id=account.id, field="totp_secret").decode()
+    try:
+        value = open_value(account, "totp_secret")
+    except (Unreadable, LookupError):
+        raise SecretUnreadable("the two-factor seed does not open") from None
+    if isinstance(value, Tombstone) or value is None:
+        raise SecretUnreadable("the account's data key was destroyed")
+    return bytes(value).decode()
+
+
+def reseal_legacy_secrets() -> int:
+    """Move two-factor seeds sealed in the earlier format (a keyring subkey) onto the account's data key.
+
+    Run by `intake db upgrade`; returns how many were moved. A seed that does not open is left as it is (sign-in
+    refuses it as a wrong code would, and logs why).
+    """
+    moved = 0
+    for account in db.session.scalars(sa.select(Account).where(Account.totp_secret.is_not(None))):
+        if account.totp_secret is None or not account_secrets.is_legacy(account.totp_secret):
+            continue
+        try:
+            secret = _totp_secret(account)
+        except SecretUnreadable:
+            log.error("an account's two-factor secret cannot be opened", extra={"account_id": account.id})
+            continue
+        _store_totp_secret(account, secret)
+        moved += 1
+    return moved
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -40,6 +40,17 @@ class AuditAction(enum.StrEnum):
     TOKEN_CREATED = "token_created"  # noqa: S105 - an event name
     TOKEN_REVOKED = "token_revoked"  # noqa: S105 - an event name
     ACCESS_DENIED = "access_denied"
+    PERSON_REGISTERED = "person_registered"
+    IDENTITY_MATCH_CHECKED = "identity_match_checked"
+    TESTIMONY_CREATED = "testimony_created"
+    TESTIMONY_UPDATED = "testimony_updated"
+    ATTACHMENT_STORED = "attachment_stored"
+    RECORD_SHREDDED = "record_shredded"
+    KEK_ROTATED = "kek_rotated"
+    DATA_KEYS_REWRAPPED = "data_keys_rewrapped"
+    KEK_RETIRED = "kek_retired"
+    KEYRING_PASSPHRASE_CHANGED = "keyring_passphrase_changed"  # noqa: S105 - an event name
+    KEYRING_BACKED_UP = "keyring_backed_up"
 
 
 # Keys that must never appear in audit details, whatever a caller passes.

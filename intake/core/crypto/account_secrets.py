@@ -1,7 +1,9 @@
-"""Seal and open account secrets (TOTP seeds) with AES-256-GCM under a keyring-derived key.
+"""The earlier format of account secrets (TOTP seeds): AES-256-GCM under a keyring subkey.
 
-Format: one version byte, 12-byte random nonce, ciphertext with tag. The associated data binds a sealed value to
-its table, row and field, so a value copied to another account or field fails to open.
+Format: one version byte (0x01), 12-byte random nonce, ciphertext with tag. The associated data binds a sealed
+value to its table, row and field. Seeds are now sealed under each account's data key (`fields`), so that KEK
+rotation covers them like every other secret; this module remains to read seeds written by earlier releases until
+`intake db upgrade` has moved them (`intake.accounts.operations.reseal_legacy_secrets`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,11 @@ _NONCE_BYTES = 12
 
 class SecretUnreadable(Exception):
     """A sealed secret failed to open: wrong key, altered bytes, or moved to another row or field."""
+
+
+def is_legacy(sealed: bytes) -> bool:
+    """Whether `sealed` is in this earlier format (envelope fields begin with b"F")."""
+    return len(sealed) > 0 and sealed[0] == FORMAT_VERSION
 
 
 def _key(keyring: Keyring) -> AESGCM:

@@ -1,0 +1,201 @@
+"""Data keys in the database: create, open, destroy, rewrap; and the state of the KEK versions.
+
+Every record that holds content or identity owns one data key. The key exists in clear only in memory while a
+request or command uses it; the database stores it wrapped by a KEK version from the keyring. Rotation adds a KEK
+version and rewraps the data keys in batches (the data they protect is never re-encrypted); shredding deletes the
+wrapping, after which nothing the key protected can be read again by anyone, from the live database or from a
+backup once the KEK versions that wrapped it there are retired.
+
+These functions change the current database session and never commit; the caller's transaction does.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from intake.core.crypto import KeyringOutdated, current_keyring, keyring_holding
+from intake.core.crypto.envelope import (
+    OpenDataKey,
+    Unreadable,
+    new_data_key,
+    unwrap_data_key,
+    wrap_data_key,
+    wrapped_kek_version,
+)
+from intake.core.crypto.models import DATA_KEY_OWNERS, DataKey, KekVersion
+from intake.core.db import db, utcnow
+from intake.core.keys import Keyring
+
+__all__ = [
+    "KeyDestroyed",
+    "KekStatus",
+    "create_data_key",
+    "destroy_data_key",
+    "kek_status",
+    "open_data_key",
+    "primary_kek_version",
+    "register_keyring_versions",
+    "rewrap_batch",
+]
+
+log = logging.getLogger("intake.crypto")
+
+
+class KeyDestroyed(Exception):
+    """The data key was destroyed (shredded): what it protected is gone for good."""
+
+    def __init__(self, destroyed_at: datetime | None) -> None:
+        super().__init__("the data key was destroyed")
+        self.destroyed_at = destroyed_at
+
+
+def _insert_ignoring_duplicates(session: Session, rows: list[dict[str, Any]]) -> None:
+    dialect = session.get_bind().dialect.name
+    insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.execute(insert(KekVersion).values(rows).on_conflict_do_nothing(index_elements=["version"]))
+
+
+def register_keyring_versions(keyring: Keyring, session: Session | None = None) -> None:
+    """Record in the database every KEK version the keyring holds that the database does not know yet.
+
+    On a new database the keyring's primary becomes the primary; later versions (written to the keyring by a
+    rotation that stopped before it reached the database) are added as active.
+    """
+    session = session or db.session
+    known = set(session.scalars(sa.select(KekVersion.version)))
+    has_primary = session.scalar(sa.select(KekVersion.version).where(KekVersion.state == "primary")) is not None
+    rows = [
+        {"version": v, "state": "primary" if (v == keyring.primary_kek_version and not has_primary) else "active",
+         "added_at": utcnow()}
+        for v in keyring.kek_versions if v not in known
+    ]
+    if rows:
+        _insert_ignoring_duplicates(session, rows)
+
+
+def primary_kek_version(session: Session | None = None, *, lock: bool = True) -> int:
+    """The KEK version new data keys are wrapped under, as the database records it.
+
+    On PostgreSQL the row is locked for share until the transaction ends, so `intake keys retire` (which locks
+    it for update) cannot retire a version while a transaction is wrapping a key under it.
+    """
+    session = session or db.session
+    query = sa.select(KekVersion).where(KekVersion.state == "primary")
+    if lock and session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(read=True)
+    row = session.scalar(query)
+    if row is None:
+        register_keyring_versions(current_keyring(), session)
+        row = session.scalar(query)
+        if row is None:
+            raise KeyringOutdated("The database records no primary KEK version.")
+    return row.version
+
+
+def _new_key_id() -> int:
+    # Random 63-bit ids: a data key's id is part of what its wrapping and its ciphertexts are bound to, so it is
+    # chosen before the row is written; random ids also reveal neither the order nor the number of records.
+    return secrets.randbits(63) or 1
+
+
+def create_data_key(owner: str, *, session: Session | None = None) -> tuple[DataKey, OpenDataKey]:
+    """A new random data key for a record of kind `owner`, wrapped under the primary KEK version.
+
+    Returns the row (added to the session) and the key, open, for sealing the record's fields now.
+    """
+    if owner not in DATA_KEY_OWNERS:
+        raise ValueError(f"unknown data key owner {owner!r}")
+    session = session or db.session
+    version = primary_kek_version(session)
+    kek = keyring_holding(version).kek(version)
+    key = new_data_key()
+    key_id = _new_key_id()
+    row = DataKey(id=key_id, owner=owner, kek_version=version,
+                  wrapped=wrap_data_key(kek, version, key, key_id=key_id, owner=owner), created_at=utcnow())
+    session.add(row)
+    return row, OpenDataKey(key_id, key)
+
+
+def open_data_key(row: DataKey) -> OpenDataKey:
+    """Unwrap a stored data key. Raises `KeyDestroyed` after shredding and `Unreadable` if it was tampered with."""
+    if row.destroyed_at is not None or row.wrapped is None or row.kek_version is None:
+        raise KeyDestroyed(row.destroyed_at)
+    if wrapped_kek_version(row.wrapped) != row.kek_version:
+        raise Unreadable(f"data key {row.id} names another KEK version than its row")
+    kek = keyring_holding(row.kek_version).kek(row.kek_version)
+    return OpenDataKey(row.id, unwrap_data_key(kek, row.wrapped, key_id=row.id, owner=row.owner))
+
+
+def destroy_data_key(row: DataKey) -> None:
+    """Shred: delete the wrapped key, so that nothing it protected can ever be opened again."""
+    row.wrapped = None
+    row.kek_version = None
+    row.destroyed_at = utcnow()
+
+
+def rewrap_batch(session: Session, keyring: Keyring, *, target: int, batch_size: int) -> int:
+    """Rewrap up to `batch_size` data keys not yet under KEK version `target`; returns how many were rewrapped.
+
+    Only the wrapping changes, in one statement per batch that also checks each key is still under the version it
+    was read with, so a key shredded or rewrapped meanwhile by someone else is left alone. Call it until it returns
+    0; after an interruption, calling it again simply continues, since what is left is whatever is not on `target`.
+    """
+    table = DataKey.__table__
+    rows: Sequence[Any] = session.execute(
+        sa.select(table.c.id, table.c.owner, table.c.kek_version, table.c.wrapped)
+        .where(table.c.kek_version.is_not(None), table.c.kek_version != target)
+        .order_by(table.c.id)
+        .limit(batch_size)
+    ).all()
+    if not rows:
+        return 0
+    new_kek = keyring.kek(target)
+    now = utcnow()
+    params = []
+    for key_id, owner, version, wrapped in rows:
+        data_key = unwrap_data_key(keyring.kek(version), wrapped, key_id=key_id, owner=owner)
+        params.append({"b_id": key_id, "b_old": version,
+                       "b_wrapped": wrap_data_key(new_kek, target, data_key, key_id=key_id, owner=owner)})
+    session.connection().execute(
+        table.update()
+        .where(table.c.id == sa.bindparam("b_id"), table.c.kek_version == sa.bindparam("b_old"))
+        .values(wrapped=sa.bindparam("b_wrapped"), kek_version=target, rewrapped_at=now),
+        params,
+    )
+    return len(params)
+
+
+@dataclass(frozen=True)
+class KekStatus:
+    """One KEK version: its state in the database, whether this keyring holds it, and how many keys it wraps."""
+
+    version: int
+    state: str
+    in_keyring: bool
+    data_keys: int
+
+
+def kek_status(keyring: Keyring, session: Session | None = None) -> tuple[list[KekStatus], int]:
+    """Every KEK version the database or the keyring knows, and the number of destroyed data keys."""
+    session = session or db.session
+    states = dict(session.execute(sa.select(KekVersion.version, KekVersion.state)).tuples().all())
+    counts = dict(session.execute(
+        sa.select(DataKey.kek_version, sa.func.count()).where(DataKey.kek_version.is_not(None))
+        .group_by(DataKey.kek_version)
+    ).tuples().all())
+    destroyed = session.scalar(sa.select(sa.func.count()).where(DataKey.destroyed_at.is_not(None))) or 0
+    versions = sorted(set(states) | set(keyring.kek_versions) | {v for v in counts if v is not None})
+    result = [
+        KekStatus(v, states.get(v, "unregistered"), v in keyring.kek_versions, int(counts.get(v, 0)))
+        for v in versions
+    ]
+    return result, int(destroyed)

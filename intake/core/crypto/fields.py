@@ -1,0 +1,204 @@
+"""The inventory of every encrypted column, and sealing and opening them on model objects.
+
+After Hush Line's encrypted-field contracts: one declared list says which columns hold ciphertext, what they
+protect, and under which record's data key. Models declare such columns with `sealed_column`, which refuses a
+column missing from the inventory; the tests check the other direction (every column of a table that holds
+content or identity is either in the inventory or declared clear below, with the reason it may be clear), that
+stored values are ciphertext, and that a ciphertext moved to another row or field fails to open.
+
+Each sealed value is bound to (table, field, row id, data key id): see `envelope`. A model with sealed columns
+names the data key they are sealed under with a ``sealing_key`` attribute (its own, or its testimony's).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.orm import MappedColumn, mapped_column
+
+from intake.core.crypto.datakeys import KeyDestroyed, open_data_key
+from intake.core.crypto.envelope import Binding, OpenDataKey
+from intake.core.crypto.envelope import open_field as _open
+from intake.core.crypto.envelope import seal_field as _seal
+
+__all__ = [
+    "CLEAR_COLUMNS",
+    "CONTENT_TABLES",
+    "SEALED_FIELDS",
+    "SealedField",
+    "Tombstone",
+    "open_value",
+    "seal_value",
+    "sealed_column",
+    "sealing_key_of",
+]
+
+Classification = Literal["identity", "content", "account-secret"]
+Kind = Literal["text", "json", "bytes", "stream"]
+
+
+@dataclass(frozen=True)
+class SealedField:
+    """One encrypted column: where the ciphertext lives and what it protects.
+
+    ``binding_table`` and ``binding_field`` are the place the ciphertext is bound to; they differ from the column
+    only for attachment streams, whose chunks live in their own table (or in files) but are bound to the attachment.
+    """
+
+    table: str
+    column: str
+    classification: Classification
+    kind: Kind
+    protects: str
+    binding_table: str = ""
+    binding_field: str = ""
+
+    @property
+    def binding(self) -> tuple[str, str]:
+        return (self.binding_table or self.table, self.binding_field or self.column)
+
+
+SEALED_FIELDS: tuple[SealedField, ...] = (
+    SealedField("persons", "identity", "identity", "json",
+                "name, date of birth, contacts, relatives, exact addresses"),
+    SealedField("testimonies", "narrative", "content", "text", "the testimony in the person's own words"),
+    SealedField("attachments", "details", "content", "json",
+                "original file name, media type, size, SHA-256 of the original, capture metadata"),
+    SealedField("attachment_chunks", "data", "content", "stream", "the attachment itself, in chunks",
+                binding_table="attachments", binding_field="content"),
+    SealedField("accounts", "totp_secret", "account-secret", "bytes", "the two-factor seed"),
+)
+_BY_PLACE = {(f.table, f.column): f for f in SEALED_FIELDS}
+
+# Tables that hold content or identity: each of their columns is sealed or listed here with why it may be clear.
+CONTENT_TABLES = ("persons", "testimonies", "attachments", "attachment_chunks")
+CLEAR_COLUMNS: dict[tuple[str, str], str] = {
+    ("persons", "id"): "row id",
+    ("persons", "pseudonym"): "the random code that stands for the person everywhere else",
+    ("persons", "data_key_id"): "which data key seals the identity",
+    ("persons", "name_tag"): "blind index: a keyed, truncated tag shared by many names (see README)",
+    ("persons", "created_at"): "when the person was first registered",
+    ("persons", "created_by_id"): "the account that registered them",
+    ("testimonies", "id"): "row id",
+    ("testimonies", "pseudonym"): "the person's pseudonym code",
+    ("testimonies", "interviewer_id"): "the account that recorded it",
+    ("testimonies", "data_key_id"): "which data key seals the content",
+    ("testimonies", "status"): "coarse classification: draft, submitted, in review, reviewed, archived",
+    ("testimonies", "language"): "coarse classification: language of the interview",
+    ("testimonies", "region"): "coarse classification: region, never an exact place",
+    ("testimonies", "created_at"): "when it was recorded",
+    ("testimonies", "updated_at"): "when it last changed",
+    ("attachments", "id"): "row id",
+    ("attachments", "testimony_id"): "the testimony it belongs to",
+    ("attachments", "medium"): "coarse classification: audio, photo, video or document (consent is per medium)",
+    ("attachments", "graphic"): "whether reviewers see it blurred first",
+    ("attachments", "storage"): "database or files",
+    ("attachments", "blob_name"): "generated storage name, random",
+    ("attachments", "stream_header"): "stream format, chunk size and the random salt of its key derivation",
+    ("attachments", "stored_bytes"): "ciphertext size, visible to whoever holds the storage anyway (whole chunks)",
+    ("attachments", "created_at"): "when it was stored",
+    ("attachments", "created_by_id"): "the account that stored it",
+    ("attachment_chunks", "attachment_id"): "the attachment the chunk belongs to",
+    ("attachment_chunks", "idx"): "the chunk's position (also bound into its ciphertext)",
+}
+
+
+def sealed_column(table: str, column: str) -> MappedColumn[Any]:
+    """A nullable binary column for a field the inventory declares; anything else is refused at import."""
+    if (table, column) not in _BY_PLACE:
+        raise LookupError(f"{table}.{column} is not in the encrypted-field inventory (intake/core/crypto/fields.py)")
+    return mapped_column(column, sa.LargeBinary, nullable=True, info={"sealed": True})
+
+
+@dataclass(frozen=True)
+class Tombstone:
+    """What a read returns for data whose key was shredded: it is gone, and when that happened."""
+
+    shredded_at: datetime | None
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __str__(self) -> str:
+        return ""
+
+
+def sealing_key_of(obj: Any) -> Any:
+    """The `DataKey` row the sealed columns of `obj` are sealed under."""
+    key = getattr(obj, "sealing_key", None)
+    if key is None:
+        raise LookupError(f"{type(obj).__name__} has no data key")
+    return key
+
+
+def _field(obj: Any, column: str) -> SealedField:
+    table = obj.__table__.name
+    try:
+        return _BY_PLACE[(table, column)]
+    except KeyError:
+        raise LookupError(f"{table}.{column} is not in the encrypted-field inventory") from None
+
+
+def _encode(spec: SealedField, value: Any) -> bytes:
+    if spec.kind == "text":
+        if not isinstance(value, str):
+            raise TypeError(f"{spec.table}.{spec.column} holds text")
+        return value.encode("utf-8")
+    if spec.kind == "json":
+        return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    if spec.kind == "bytes":
+        if not isinstance(value, bytes):
+            raise TypeError(f"{spec.table}.{spec.column} holds bytes")
+        return value
+    raise TypeError(f"{spec.table}.{spec.column} is a stream: use intake.core.crypto.blobs")
+
+
+def _decode(spec: SealedField, data: bytes) -> Any:
+    if spec.kind == "text":
+        return data.decode("utf-8")
+    if spec.kind == "json":
+        return json.loads(data.decode("utf-8"))
+    return data
+
+
+def binding_of(obj: Any, column: str) -> Binding:
+    """The place a sealed value of `obj` is bound to; `obj` must have its row id (flush first)."""
+    spec = _field(obj, column)
+    if obj.id is None:
+        raise ValueError(f"{spec.table} row has no id yet: flush before sealing")
+    table, field = spec.binding
+    return Binding(table, field, int(obj.id))
+
+
+def seal_value(obj: Any, column: str, value: Any, *, key: OpenDataKey | None = None) -> None:
+    """Encrypt `value` into ``obj.<column>`` (None clears it). `key` saves unwrapping when it is already open."""
+    spec = _field(obj, column)
+    if value is None:
+        setattr(obj, column, None)
+        return
+    open_key = key or open_data_key(sealing_key_of(obj))
+    setattr(obj, column, _seal(open_key, binding_of(obj, column), _encode(spec, value)))
+
+
+def open_value(obj: Any, column: str, *, key: OpenDataKey | None = None) -> Any:
+    """Decrypt ``obj.<column>``: the value, None if nothing was stored, or a `Tombstone` if its key was shredded.
+
+    Raises `envelope.Unreadable` when the ciphertext was altered or moved from elsewhere: that is damage to be
+    reported, not a state to render.
+    """
+    spec = _field(obj, column)
+    data_key = sealing_key_of(obj)
+    if data_key.destroyed_at is not None:
+        return Tombstone(data_key.destroyed_at)
+    ciphertext = getattr(obj, column)
+    if ciphertext is None:
+        return None
+    try:
+        open_key = key or open_data_key(data_key)
+    except KeyDestroyed as exc:
+        return Tombstone(exc.destroyed_at)
+    return _decode(spec, _open(open_key, binding_of(obj, column), ciphertext))

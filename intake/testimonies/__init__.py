@@ -1,0 +1,1 @@
+"""Testimonies and their attachments, sealed under each testimony's own data key."""

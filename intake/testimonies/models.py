@@ -1,0 +1,103 @@
+"""Testimonies and attachments: coarse classification in clear, content sealed under the testimony's data key."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from intake.core.crypto.fields import sealed_column
+from intake.core.crypto.models import DataKey
+from intake.core.db import Base, UTCDateTime, utcnow
+
+
+class TestimonyStatus(enum.StrEnum):
+    __test__ = False  # not a test class
+
+    DRAFT = "draft"
+    SUBMITTED = "submitted"
+    IN_REVIEW = "in_review"
+    REVIEWED = "reviewed"
+    ARCHIVED = "archived"
+
+
+class Medium(enum.StrEnum):
+    AUDIO = "audio"
+    PHOTO = "photo"
+    VIDEO = "video"
+    DOCUMENT = "document"
+
+
+class Testimony(Base):
+    """One interview's testimony. The narrative and everything else a person said is sealed."""
+
+    __tablename__ = "testimonies"
+    __table_args__ = (
+        sa.CheckConstraint("status IN ({})".format(", ".join(f"'{s.value}'" for s in TestimonyStatus)),
+                           name="known_status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pseudonym: Mapped[str] = mapped_column(sa.ForeignKey("persons.pseudonym"), index=True)
+    interviewer_id: Mapped[int | None] = mapped_column(sa.ForeignKey("accounts.id", ondelete="SET NULL"),
+                                                       index=True)
+    data_key_id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"), sa.ForeignKey("data_keys.id"), unique=True
+    )
+    status: Mapped[str] = mapped_column(sa.String(16), default=TestimonyStatus.DRAFT.value)
+    language: Mapped[str | None] = mapped_column(sa.String(8))
+    region: Mapped[str | None] = mapped_column(sa.String(64))
+    narrative: Mapped[bytes | None] = sealed_column("testimonies", "narrative")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    data_key: Mapped[DataKey] = relationship(lazy="joined")
+    attachments: Mapped[list[Attachment]] = relationship(back_populates="testimony", order_by="Attachment.id")
+
+    @property
+    def sealing_key(self) -> DataKey:
+        return self.data_key
+
+    def __repr__(self) -> str:
+        return f"<Testimony {self.id} {self.pseudonym}>"
+
+
+class Attachment(Base):
+    """An encrypted original, immutable once stored. Its chunks are in `attachment_chunks` or in a file."""
+
+    __tablename__ = "attachments"
+    __table_args__ = (
+        sa.CheckConstraint("medium IN ({})".format(", ".join(f"'{m.value}'" for m in Medium)), name="known_medium"),
+        sa.CheckConstraint("storage IN ('database', 'files')", name="known_storage"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    testimony_id: Mapped[int] = mapped_column(sa.ForeignKey("testimonies.id"), index=True)
+    medium: Mapped[str] = mapped_column(sa.String(16))
+    graphic: Mapped[bool] = mapped_column(default=False)
+    storage: Mapped[str] = mapped_column(sa.String(16))
+    blob_name: Mapped[str] = mapped_column(sa.String(32), unique=True)
+    stream_header: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    stored_bytes: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    details: Mapped[bytes | None] = sealed_column("attachments", "details")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("accounts.id", ondelete="SET NULL"))
+
+    testimony: Mapped[Testimony] = relationship(back_populates="attachments")
+
+    @property
+    def sealing_key(self) -> DataKey:
+        return self.testimony.data_key
+
+
+class AttachmentChunk(Base):
+    """One encrypted chunk of an attachment stored in the database."""
+
+    __tablename__ = "attachment_chunks"
+
+    attachment_id: Mapped[int] = mapped_column(sa.ForeignKey("attachments.id", ondelete="CASCADE"),
+                                               primary_key=True)
+    idx: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    data: Mapped[bytes | None] = sealed_column("attachment_chunks", "data")
