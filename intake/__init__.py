@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from flask import Flask
+from flask import Flask, Request
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -21,8 +21,23 @@ __all__ = ["create_app", "StartupError"]
 csrf = CSRFProtect()
 
 
+class IntakeRequest(Request):
+    """A request whose uploaded files are spooled encrypted (`EncryptedSpool`), never in clear on disk."""
+
+    def _get_file_stream(self, total_content_length: int | None, content_type: str | None,
+                         filename: str | None = None, content_length: int | None = None) -> Any:
+        from intake.core.crypto.spool import EncryptedSpool
+
+        return EncryptedSpool()
+
+
 class IntakeFlask(Flask):
-    """Flask, logging unexpected errors by route pattern: request paths can carry one-time link tokens."""
+    """Flask, logging unexpected errors by route pattern: request paths can carry one-time link tokens.
+
+    Uploaded files are spooled encrypted (`IntakeRequest`).
+    """
+
+    request_class = IntakeRequest
 
     def log_exception(self, exc_info: Any) -> None:
         from flask import g, request

@@ -101,6 +101,285 @@ def keys_init(create_passphrase_file: bool) -> None:
                "passphrase, nothing encrypted can ever be read again.")
 
 
+def _passphrase(settings: dict[str, Any], *, prompt: str = "Keyring passphrase") -> str:
+    """The configured keyring passphrase, or one typed at a prompt when none is configured and a person is there."""
+    source: dict[str, str] = {}
+    if settings["KEYRING_PASSPHRASE"]:
+        source["INTAKE_KEYRING_PASSPHRASE"] = settings["KEYRING_PASSPHRASE"]
+    if settings["KEYRING_PASSPHRASE_FILE"]:
+        source[PASSPHRASE_FILE_ENV] = settings["KEYRING_PASSPHRASE_FILE"]
+    if not source and sys.stdin.isatty():
+        return str(click.prompt(prompt, hide_input=True))
+    try:
+        return read_passphrase(source)
+    except KeyringError as exc:
+        raise click.ClickException(f"Keyring error: {exc}") from None
+
+
+def _new_passphrase(passphrase_file: Path | None, *, what: str) -> str:
+    if passphrase_file is not None:
+        try:
+            return read_passphrase({PASSPHRASE_FILE_ENV: str(passphrase_file)})
+        except KeyringError as exc:
+            raise click.ClickException(str(exc)) from None
+    if not sys.stdin.isatty():
+        raise click.ClickException(f"Give the {what} with --passphrase-file (no terminal to type it at).")
+    return str(click.prompt(f"The {what}", hide_input=True, confirmation_prompt=True))
+
+
+class _KeysContext:
+    """What a `keys` command works with: settings, the passphrase, the open keyring, and an app for the database."""
+
+    def __init__(self) -> None:
+        from intake import StartupError, create_app
+
+        self.settings = _settings()
+        self.path = Path(self.settings["KEYRING_PATH"])
+        self.passphrase = _passphrase(self.settings)
+        try:
+            self.keyring = Keyring.open(self.path, self.passphrase)
+        except KeyringError as exc:
+            raise click.ClickException(f"Keyring error: {exc}") from None
+        try:
+            self.app = create_app(keyring=self.keyring)
+        except StartupError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    def save(self, passphrase: str | None = None) -> None:
+        try:
+            self.keyring.save(self.path, passphrase or self.passphrase)
+        except KeyringError as exc:
+            raise click.ClickException(f"Keyring error: {exc}") from None
+        self.app.extensions["intake.keyring"] = self.keyring
+
+
+def _audit_key_event(action: Any, *, details: dict[str, Any]) -> None:
+    from intake.core.audit import record_event
+
+    record_event(action, actor=None, target_type="keyring", details=details)
+
+
+def _writes() -> Any:
+    """Transactions of this command take SQLite's write lock from their start (they read, then write)."""
+    from intake.core.db import write_intent
+
+    return write_intent.set(True)
+
+
+@keys_group.command("status", help="KEK versions, their state, and how many data keys each one wraps.")
+def keys_status() -> None:
+    from intake.core.crypto.datakeys import kek_status
+
+    ctx = _KeysContext()
+    with ctx.app.app_context():
+        rows, destroyed = kek_status(ctx.keyring)
+    click.echo(f"Keyring {ctx.path} (created {ctx.keyring.created}, primary KEK version "
+               f"{ctx.keyring.primary_kek_version})")
+    click.echo(f"{'version':>7}  {'state':12} {'in keyring':10} {'data keys':>9}")
+    for row in rows:
+        click.echo(f"{row.version:>7}  {row.state:12} {'yes' if row.in_keyring else 'NO':10} {row.data_keys:>9}")
+    click.echo(f"Destroyed (shredded) data keys: {destroyed}")
+    pending = sum(r.data_keys for r in rows if r.state != "primary")
+    if pending:
+        click.echo(f"{pending} data key(s) are not under the primary version yet: run `intake keys rewrap`.")
+    if any(r.data_keys and not r.in_keyring for r in rows):
+        raise click.ClickException("Data keys are wrapped under a KEK version this keyring does not hold: they "
+                                   "cannot be read with it. Restore the keyring that holds that version.")
+
+
+@keys_group.command("rotate", help="Add a new key-encryption-key version and make it primary (data is not "
+                                   "re-encrypted; run `intake keys rewrap` afterwards).")
+def keys_rotate() -> None:
+    from intake.core.audit import AuditAction
+    from intake.core.crypto.datakeys import register_keyring_versions
+    from intake.core.crypto.models import KekVersion
+
+    ctx = _KeysContext()
+    with ctx.app.app_context():
+        states = dict(db.session.execute(sa.select(KekVersion.version, KekVersion.state)).tuples().all())
+        db.session.rollback()
+    primary = ctx.keyring.primary_kek_version
+    if states and states.get(primary) == "primary":
+        primary = ctx.keyring.add_kek_version()
+        ctx.save()
+        click.echo(f"Added KEK version {primary} to {ctx.path}.")
+    else:
+        click.echo(f"The keyring's primary KEK version {primary} is not primary in the database yet; making it so.")
+    token = _writes()
+    with ctx.app.app_context():
+        def finish() -> int:
+            register_keyring_versions(ctx.keyring)
+            rows = db.session.scalars(sa.select(KekVersion)).all()
+            for row in rows:
+                if row.version == primary:
+                    row.state = "primary"
+                elif row.state == "primary":
+                    row.state = "active"
+            _audit_key_event(AuditAction.KEK_ROTATED, details={"primary": primary})
+            from intake.core.crypto.models import DataKey
+
+            return db.session.scalar(sa.select(sa.func.count()).where(
+                DataKey.kek_version.is_not(None), DataKey.kek_version != primary)) or 0
+
+        pending = _commit_or_fail(finish)
+    from intake.core.db import write_intent
+
+    write_intent.reset(token)
+    click.echo(f"KEK version {primary} is primary: new data keys are wrapped under it.")
+    click.echo(f"{pending} data key(s) are still wrapped under older versions: run `intake keys rewrap`.")
+    click.echo("Running services reload the keyring when they meet the new version if their passphrase comes from "
+               "a file; a service given its passphrase in the environment must be restarted before you rewrap.")
+
+
+@keys_group.command("rewrap", help="Rewrap data keys under the primary KEK version, in batches; safe to interrupt "
+                                   "and run again.")
+@click.option("--batch-size", type=click.IntRange(1, 100_000), default=1000, show_default=True)
+def keys_rewrap(batch_size: int) -> None:
+    from intake.core.audit import AuditAction
+    from intake.core.crypto.datakeys import primary_kek_version, rewrap_batch
+    from intake.core.crypto.models import DataKey
+
+    ctx = _KeysContext()
+    token = _writes()
+    done = 0
+    with ctx.app.app_context():
+        target = primary_kek_version(lock=False)
+        if target not in ctx.keyring.kek_versions:
+            raise click.ClickException(f"The database's primary KEK version {target} is not in {ctx.path}.")
+        total = db.session.scalar(sa.select(sa.func.count()).where(
+            DataKey.kek_version.is_not(None), DataKey.kek_version != target)) or 0
+        db.session.commit()
+        try:
+            with click.progressbar(length=total, label=f"Rewrapping under KEK version {target}",
+                                   file=sys.stderr) as bar:
+                while True:
+                    count = rewrap_batch(db.session(), ctx.keyring, target=target, batch_size=batch_size)
+                    db.session.commit()
+                    if not count:
+                        break
+                    done += count
+                    bar.update(count)
+        except KeyboardInterrupt:
+            db.session.rollback()
+            click.echo(f"Interrupted after rewrapping {done} data key(s); run `intake keys rewrap` again to go on.",
+                       err=True)
+            _commit_or_fail(lambda: _audit_key_event(AuditAction.DATA_KEYS_REWRAPPED,
+                                                     details={"target": target, "count": done,
+                                                              "complete": False}))
+            sys.exit(130)
+        _commit_or_fail(lambda: _audit_key_event(AuditAction.DATA_KEYS_REWRAPPED,
+                                                 details={"target": target, "count": done, "complete": True}))
+    from intake.core.db import write_intent
+
+    write_intent.reset(token)
+    click.echo(f"Rewrapped {done} data key(s); every data key is under KEK version {target}.")
+
+
+@keys_group.command("retire", help="Remove an old KEK version from the keyring once no data key uses it.")
+@click.argument("version", type=int)
+def keys_retire(version: int) -> None:
+    from intake.core.audit import AuditAction
+    from intake.core.crypto.datakeys import register_keyring_versions
+    from intake.core.crypto.models import DataKey, KekVersion
+    from intake.core.db import utcnow
+
+    ctx = _KeysContext()
+    token = _writes()
+    with ctx.app.app_context():
+        def mark_retired() -> None:
+            register_keyring_versions(ctx.keyring)
+            query = sa.select(KekVersion).where(KekVersion.version == version)
+            if db.engine.dialect.name == "postgresql":
+                query = query.with_for_update()
+            row = db.session.scalar(query)
+            if row is None:
+                raise click.ClickException(f"There is no KEK version {version}.")
+            if row.state == "primary" or version == ctx.keyring.primary_kek_version:
+                raise click.ClickException(f"KEK version {version} is primary: rotate first (`intake keys rotate`).")
+            in_use = db.session.scalar(sa.select(sa.func.count()).where(DataKey.kek_version == version)) or 0
+            if in_use:
+                raise click.ClickException(
+                    f"Refusing to retire KEK version {version}: {in_use} data key(s) are still wrapped under it and "
+                    "would become unreadable. Run `intake keys rewrap` first.")
+            if row.state != "retired":
+                row.state = "retired"
+                row.retired_at = utcnow()
+                _audit_key_event(AuditAction.KEK_RETIRED, details={"version": version})
+
+        try:
+            mark_retired()
+            db.session.commit()
+        except BaseException:
+            db.session.rollback()
+            raise
+    from intake.core.db import write_intent
+
+    write_intent.reset(token)
+    if version in ctx.keyring.kek_versions:
+        ctx.keyring.retire_kek_version(version)
+        ctx.save()
+    click.echo(f"KEK version {version} is retired and no longer in {ctx.path}. Backups of the database taken while "
+               "data keys were wrapped under it can no longer be read with this keyring; keep or destroy older "
+               "keyring backups accordingly.")
+
+
+@keys_group.command("change-passphrase", help="Seal the keyring with a new passphrase.")
+@click.option("--passphrase-file", "new_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Read the new passphrase from this file instead of asking for it.")
+def keys_change_passphrase(new_file: Path | None) -> None:
+    from intake.core.audit import AuditAction
+
+    ctx = _KeysContext()
+    new = _new_passphrase(new_file, what="new keyring passphrase")
+    if new == ctx.passphrase:
+        raise click.ClickException("The new passphrase is the same as the current one.")
+    ctx.save(new)
+    try:
+        Keyring.open(ctx.path, new)
+    except KeyringError as exc:  # pragma: no cover - the file was just written
+        raise click.ClickException(f"Keyring error after saving: {exc}") from None
+    token = _writes()
+    with ctx.app.app_context():
+        _commit_or_fail(lambda: _audit_key_event(AuditAction.KEYRING_PASSPHRASE_CHANGED, details={}))
+    from intake.core.db import write_intent
+
+    write_intent.reset(token)
+    click.echo(f"{ctx.path} is now sealed with the new passphrase. Give the service the new passphrase "
+               "(INTAKE_KEYRING_PASSPHRASE_FILE or INTAKE_KEYRING_PASSPHRASE) before it next starts, and re-seal "
+               "keyring backups if they used the old one.")
+
+
+@keys_group.command("backup", help="Write a sealed copy of the keyring to a new file, to keep apart from the "
+                                   "database backups.")
+@click.argument("destination", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--passphrase-file", "backup_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Seal the copy with the passphrase in this file instead of the keyring's own.")
+def keys_backup(destination: Path, backup_file: Path | None) -> None:
+    from intake.core.audit import AuditAction
+
+    ctx = _KeysContext()
+    passphrase = _new_passphrase(backup_file, what="backup passphrase") if backup_file else ctx.passphrase
+    try:
+        ctx.keyring.write_copy(destination, passphrase)
+        copy = Keyring.open(destination, passphrase)
+    except KeyringError as exc:
+        raise click.ClickException(f"Keyring error: {exc}") from None
+    if copy.kek_versions != ctx.keyring.kek_versions or any(
+        copy.kek(v) != ctx.keyring.kek(v) for v in copy.kek_versions
+    ):
+        raise click.ClickException(f"The copy at {destination} does not match the keyring; do not rely on it.")
+    token = _writes()
+    with ctx.app.app_context():
+        _commit_or_fail(lambda: _audit_key_event(
+            AuditAction.KEYRING_BACKED_UP, details={"kek_versions": list(copy.kek_versions)}))
+    from intake.core.db import write_intent
+
+    write_intent.reset(token)
+    click.echo(f"Wrote a sealed copy of the keyring (KEK versions {', '.join(map(str, copy.kek_versions))}) to "
+               f"{destination} and checked that it opens. Store it apart from the database backups: whoever holds "
+               "both, and the passphrase, can read everything; whoever loses it cannot read the backups at all.")
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Database
 

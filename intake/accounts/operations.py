@@ -32,8 +32,7 @@ from intake.accounts.models import (
     SignInThrottle,
 )
 from intake.core.audit import AuditAction, record_event
-from intake.core.crypto import current_keyring
-from intake.core.crypto import account_secrets
+from intake.core.crypto import account_secrets, current_keyring
 from intake.core.crypto.account_secrets import SecretUnreadable
 from intake.core.crypto.datakeys import create_data_key
 from intake.core.crypto.envelope import Unreadable

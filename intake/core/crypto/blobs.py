@@ -13,7 +13,7 @@ import os
 import secrets
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -57,7 +57,7 @@ class DatabaseBlobStore:
     def write(self, attachment: Any, chunks: Iterable[bytes]) -> int:
         from intake.testimonies.models import AttachmentChunk
 
-        table = AttachmentChunk.__table__
+        table = cast(sa.Table, AttachmentChunk.__table__)
         connection = db.session.connection()
         batch: list[dict[str, Any]] = []
         total = 0
@@ -74,7 +74,7 @@ class DatabaseBlobStore:
     def read(self, attachment: Any, chunk_bytes: int) -> Iterator[bytes]:
         from intake.testimonies.models import AttachmentChunk
 
-        table = AttachmentChunk.__table__
+        table = cast(sa.Table, AttachmentChunk.__table__)
         result = db.session.connection().execute(
             sa.select(table.c.data).where(table.c.attachment_id == attachment.id).order_by(table.c.idx)
             .execution_options(stream_results=True, max_row_buffer=8)
@@ -88,7 +88,7 @@ class DatabaseBlobStore:
     def delete(self, attachment: Any) -> None:
         from intake.testimonies.models import AttachmentChunk
 
-        table = AttachmentChunk.__table__
+        table = cast(sa.Table, AttachmentChunk.__table__)
         db.session.connection().execute(table.delete().where(table.c.attachment_id == attachment.id))
 
 

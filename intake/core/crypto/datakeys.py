@@ -16,7 +16,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -58,6 +58,10 @@ class KeyDestroyed(Exception):
         self.destroyed_at = destroyed_at
 
 
+def _session(session: Session | None) -> Session:
+    return session if session is not None else db.session()
+
+
 def _insert_ignoring_duplicates(session: Session, rows: list[dict[str, Any]]) -> None:
     dialect = session.get_bind().dialect.name
     insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
@@ -70,7 +74,7 @@ def register_keyring_versions(keyring: Keyring, session: Session | None = None) 
     On a new database the keyring's primary becomes the primary; later versions (written to the keyring by a
     rotation that stopped before it reached the database) are added as active.
     """
-    session = session or db.session
+    session = _session(session)
     known = set(session.scalars(sa.select(KekVersion.version)))
     has_primary = session.scalar(sa.select(KekVersion.version).where(KekVersion.state == "primary")) is not None
     rows = [
@@ -88,7 +92,7 @@ def primary_kek_version(session: Session | None = None, *, lock: bool = True) ->
     On PostgreSQL the row is locked for share until the transaction ends, so `intake keys retire` (which locks
     it for update) cannot retire a version while a transaction is wrapping a key under it.
     """
-    session = session or db.session
+    session = _session(session)
     query = sa.select(KekVersion).where(KekVersion.state == "primary")
     if lock and session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(read=True)
@@ -114,7 +118,7 @@ def create_data_key(owner: str, *, session: Session | None = None) -> tuple[Data
     """
     if owner not in DATA_KEY_OWNERS:
         raise ValueError(f"unknown data key owner {owner!r}")
-    session = session or db.session
+    session = _session(session)
     version = primary_kek_version(session)
     kek = keyring_holding(version).kek(version)
     key = new_data_key()
@@ -149,7 +153,7 @@ def rewrap_batch(session: Session, keyring: Keyring, *, target: int, batch_size:
     was read with, so a key shredded or rewrapped meanwhile by someone else is left alone. Call it until it returns
     0; after an interruption, calling it again simply continues, since what is left is whatever is not on `target`.
     """
-    table = DataKey.__table__
+    table = cast(sa.Table, DataKey.__table__)
     rows: Sequence[Any] = session.execute(
         sa.select(table.c.id, table.c.owner, table.c.kek_version, table.c.wrapped)
         .where(table.c.kek_version.is_not(None), table.c.kek_version != target)
@@ -186,7 +190,7 @@ class KekStatus:
 
 def kek_status(keyring: Keyring, session: Session | None = None) -> tuple[list[KekStatus], int]:
     """Every KEK version the database or the keyring knows, and the number of destroyed data keys."""
-    session = session or db.session
+    session = _session(session)
     states = dict(session.execute(sa.select(KekVersion.version, KekVersion.state)).tuples().all())
     counts = dict(session.execute(
         sa.select(DataKey.kek_version, sa.func.count()).where(DataKey.kek_version.is_not(None))

@@ -112,7 +112,7 @@ class OpenDataKey:
     def __repr__(self) -> str:
         return f"<OpenDataKey {self.key_id}>"
 
-    def __reduce__(self) -> object:
+    def __reduce__(self) -> str:
         raise TypeError("open data keys cannot be pickled")
 
     @property

@@ -335,6 +335,18 @@ class Keyring:
         _write_atomically(path, self._seal(passphrase, n), overwrite=True)
         self._scrypt_n = n
 
+    def write_copy(self, path: Path, passphrase: str) -> None:
+        """Write a sealed copy of this keyring to a new file `path` (a backup); refuses to replace a file.
+
+        The copy may be sealed with another passphrase than the working keyring, so that the backup and its
+        passphrase can be kept by other people, in other places.
+        """
+        path = Path(path)
+        _check_new_passphrase(passphrase, path)
+        if os.path.lexists(path):
+            raise _exists_error(path)
+        _write_atomically(path, self._seal(passphrase, self._scrypt_n), overwrite=False)
+
     def _seal(self, passphrase: str, n: int) -> bytes:
         payload = {
             "keks": {str(v): _b64encode(k) for v, k in sorted(self._keks.items())},
