@@ -546,8 +546,22 @@ def doctor() -> None:
             click.echo(f"ERROR    migrations not at head: database at {', '.join(current) or 'base'}, code at "
                        f"{', '.join(heads)}; run `intake db upgrade`")
             problems += 1
+    keyring = current_app.extensions["intake.keyring"]
     click.echo(f"ok       keyring {config['KEYRING_PATH']} opened (KEK versions "
-               f"{', '.join(map(str, current_app.extensions['intake.keyring'].kek_versions))})")
+               f"{', '.join(map(str, keyring.kek_versions))})")
+    if not problems:
+        from intake.core.crypto.datakeys import kek_status
+
+        versions, _destroyed = kek_status(keyring)
+        unreadable = [v for v in versions if v.data_keys and not v.in_keyring]
+        if unreadable:
+            click.echo("ERROR    data keys are wrapped under KEK version(s) "
+                       f"{', '.join(str(v.version) for v in unreadable)}, which this keyring does not hold")
+            problems += 1
+        pending = sum(v.data_keys for v in versions if v.state != "primary")
+        if pending and not unreadable:
+            click.echo(f"WARNING  {pending} data key(s) are not under the primary KEK version: run "
+                       "`intake keys rewrap`")
     for warning in configuration_warnings(config):
         click.echo(f"WARNING  {warning}")
     sys.exit(1 if problems else 0)

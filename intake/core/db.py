@@ -67,6 +67,8 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # Deleted content (shredded keys and ciphertexts) is overwritten with zeros instead of lingering in free pages.
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 

@@ -14,8 +14,6 @@ from intake.core.db import Base, UTCDateTime, utcnow
 
 
 class TestimonyStatus(enum.StrEnum):
-    __test__ = False  # not a test class
-
     DRAFT = "draft"
     SUBMITTED = "submitted"
     IN_REVIEW = "in_review"

@@ -37,3 +37,22 @@ def test_every_constraint_and_index_is_named_by_the_convention() -> None:
             assert constraint.name and str(constraint.name).split("_")[0] in {"pk", "fk", "uq", "ck"}, constraint
         for index in table.indexes:
             assert str(index.name).startswith("ix_"), index
+
+
+def test_sqlite_overwrites_deleted_content(tmp_path: Path) -> None:
+    """Shredded keys and ciphertexts must not linger in the free space of a page that other rows still use."""
+    path = tmp_path / "x.sqlite3"
+    engine = make_engine(f"sqlite:///{path}")
+    marker = b"wrapped-key-bytes-" * 3
+    with engine.begin() as conn:
+        assert conn.exec_driver_sql("PRAGMA secure_delete").scalar() == 1
+        conn.exec_driver_sql("CREATE TABLE k (id INTEGER PRIMARY KEY, wrapped BLOB, other TEXT)")
+        for i in range(20):
+            conn.exec_driver_sql("INSERT INTO k (wrapped, other) VALUES (?, ?)",
+                                 (marker if i == 5 else b"x" * len(marker), "y" * 10))
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE k SET wrapped = NULL WHERE id = 6")
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    engine.dispose()
+    assert marker not in path.read_bytes()

@@ -1,0 +1,208 @@
+"""The attacker's view: with the database, its files and the disk, but not the keyring's passphrase, nothing planted in
+an encrypted field or an attachment can be found.
+
+Unique sentinel strings go into every field of the encrypted-field inventory, into attachments in both stores and into
+an upload spooled by a request; then the SQLite file with its WAL, a `pg_dump` of the PostgreSQL database, the instance
+folder (blobs included), the temporary directory and every log line are searched for them in the encodings a dump or a
+careless copy would use (UTF-8, UTF-16, hex, base64). A sentinel planted in a field that is clear by design is found
+by the same search, which shows the search can see.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import shutil
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pyotp
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from werkzeug.datastructures import FileStorage
+from werkzeug.test import encode_multipart
+
+from intake.accounts import operations as account_ops
+from intake.core.crypto.fields import SEALED_FIELDS
+from intake.core.db import db
+from intake.identities import operations as identity_ops
+from intake.testimonies import operations as testimony_ops
+from tests.conftest import PASSWORD, Auth, TestUser, TotpClock, missing
+
+JPEG_HEADER = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+
+
+def encodings(text: str) -> list[bytes]:
+    """The byte patterns under which `text` would show in a file, a dump or a log."""
+    raw = text.encode("utf-8")
+    patterns = [raw, text.encode("utf-16-le"), raw.hex().encode(), raw.hex().upper().encode()]
+    for offset in range(3):  # base64 of the text at each alignment, without the edge characters that depend on it
+        encoded = base64.b64encode(b"\x00" * offset + raw)
+        patterns.append(encoded[4:-4])
+    return [p for p in patterns if len(p) >= 8]
+
+
+class Collector(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.lines: list[str] = []
+        self.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s %(args)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = self.format(record)
+        self.lines.append(text + " " + " ".join(f"{k}={v!r}" for k, v in record.__dict__.items()))
+
+
+@pytest.fixture
+def every_log_line() -> Iterator[Collector]:
+    collector = Collector()
+    # Statements (with parameters hidden, as configured), not result rows: sqlalchemy's DEBUG level adds every row.
+    loggers = {name: logging.getLogger(name) for name in ("", "intake", "sqlalchemy", "werkzeug", "flask")}
+    levels = [logger.level for logger in loggers.values()]
+    for name, logger in loggers.items():
+        logger.addHandler(collector)
+        logger.setLevel(logging.INFO if name == "sqlalchemy" else logging.DEBUG)
+    loggers = list(loggers.values())
+    yield collector
+    for logger, level in zip(loggers, levels, strict=True):
+        logger.removeHandler(collector)
+        logger.setLevel(level)
+
+
+@pytest.fixture
+def scratch_tempdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Temporary files of this test go to a folder of their own and stay there (unnamed temporary files would vanish
+    from the folder the moment they are made), so the scan reads every byte any of them held."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+
+    def kept_temporary_file(*args: Any, **kwargs: Any) -> Any:
+        kwargs["dir"] = str(folder)
+        return tempfile.NamedTemporaryFile(*args, delete=False, **kwargs)  # noqa: SIM115
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", kept_temporary_file)
+    return folder
+
+
+def files_under(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.is_file()]
+
+
+def pg_dump(url: str, target: Path) -> bytes:
+    binary = shutil.which("pg_dump")
+    if binary is None:
+        missing("postgresql", "pg_dump is not installed (Debian package postgresql-client)")
+    parsed = sa.engine.make_url(url)
+    subprocess.run(  # noqa: S603 - fixed arguments, test database
+        [binary, "--no-owner", "--format=plain", "--file", str(target), "--host", parsed.host or "127.0.0.1",
+         "--port", str(parsed.port or 5432), "--username", parsed.username or "postgres", parsed.database or ""],
+        check=True, capture_output=True, timeout=120,
+    )
+    return target.read_bytes()
+
+
+def plant(app: Flask, sentinels: dict[str, str], totp_clock: TotpClock) -> dict[str, Any]:
+    """Put a sentinel in every sealed field and attachment, through the same operations the service uses."""
+    planted: dict[str, Any] = {}
+    with app.app_context():
+        interviewer = account_ops.create_account(username="amira", roles=["interviewer"], password=PASSWORD,
+                                                 totp_secret=sentinels["totp"])
+        person = identity_ops.register_person(
+            {"name": sentinels["name"], "birth_year": 1961, "contacts": sentinels["contacts"],
+             "addresses": [sentinels["address"]], "relatives": [sentinels["relative"]]},
+            actor=interviewer, prefix="KB")
+        testimony = testimony_ops.create_testimony(
+            pseudonym=person.pseudonym, interviewer=interviewer, language="hy", region=sentinels["clear"],
+            narrative=sentinels["narrative"])
+        content = JPEG_HEADER + (sentinels["attachment"].encode() + b" ") * 5000
+        in_database = testimony_ops.store_attachment(
+            testimony, io.BytesIO(content), filename=sentinels["filename"], actor=interviewer, config=app.config)
+        in_files = testimony_ops.store_attachment(
+            testimony, io.BytesIO(content), filename=sentinels["filename"], actor=interviewer,
+            config={**app.config, "BLOB_STORAGE": "files"})
+        db.session.commit()
+        planted.update(totp=sentinels["totp"], storages={in_database.storage, in_files.storage},
+                       pseudonym=person.pseudonym)
+        # The values really are there, behind the keys.
+        assert identity_ops.read_identity(person)["name"] == sentinels["name"]
+        assert testimony_ops.read_narrative(testimony) == sentinels["narrative"]
+        assert b"".join(testimony_ops.attachment_content(in_files, app.config)) == content
+    auth = Auth(app.test_client(), totp_clock)
+    user = TestUser(0, "amira", PASSWORD, sentinels["totp"], ["interviewer"])
+    assert auth.sign_in(user).status_code == 303
+    # An upload large enough to be spooled to disk by the request parser.
+    # The body is built in memory: the test client would otherwise spool it to a temporary file of its own.
+    upload = JPEG_HEADER + (sentinels["upload"].encode() + b" ") * 40_000
+    boundary, body = encode_multipart({"photo": FileStorage(io.BytesIO(upload), "photo.jpg", "image/jpeg")})
+    auth.client.post("/sign-in", data=body, content_type=f"multipart/form-data; boundary={boundary}")
+    return planted
+
+
+@pytest.fixture
+def scanning_app(make_app: Callable[..., Flask], tmp_path: Path) -> Flask:
+    return make_app(MAX_REQUEST_BYTES=4 * 1024 * 1024, BLOB_PATH=str(tmp_path / "instance" / "blobs"))
+
+
+def test_an_attacker_with_the_database_and_the_disk_finds_no_sealed_value(
+    scanning_app: Flask, database_url: str, tmp_path: Path, scratch_tempdir: Path, totp_clock: TotpClock,
+    every_log_line: Collector,
+) -> None:
+    tag = uuid.uuid4().hex[:12]
+    sentinels = {
+        "name": f"Սենտինել Անուն {tag}",
+        "contacts": f"Телефон-сентинел-{tag}",
+        "address": f"Xankəndi küçəsi sentinel {tag}",
+        "relative": f"relative-sentinel-{tag}",
+        "narrative": f"Ռմբակոծություն narrative-sentinel-{tag}",
+        "attachment": f"attachment-sentinel-{tag}",
+        "filename": f"filename-sentinel-{tag}.jpg",
+        "upload": f"upload-sentinel-{tag}",
+        "clear": f"region-clear-{tag}",
+        "totp": pyotp.random_base32(),
+    }
+    planted = plant(scanning_app, sentinels, totp_clock)
+    assert planted["storages"] == {"database", "files"}
+    covered = {(f.table, f.column) for f in SEALED_FIELDS}
+    assert covered == {("persons", "identity"), ("testimonies", "narrative"), ("attachments", "details"),
+                       ("attachment_chunks", "data"), ("accounts", "totp_secret")}, \
+        "a sealed field was added to the inventory: plant a sentinel in it here"
+
+    # What the attacker holds.
+    exhibits: dict[str, bytes] = {}
+    if database_url.startswith("sqlite"):
+        database_file = Path(sa.engine.make_url(database_url).database or "")
+        for suffix in ("", "-wal", "-shm"):
+            candidate = Path(f"{database_file}{suffix}")
+            if candidate.exists():
+                exhibits[candidate.name] = candidate.read_bytes()
+    else:
+        exhibits["pg_dump"] = pg_dump(database_url, tmp_path / "dump.sql")
+    instance = tmp_path / "instance"
+    blob_files = files_under(instance / "blobs")
+    assert blob_files, "the files store wrote nothing"
+    for path in files_under(instance) + files_under(scratch_tempdir):
+        exhibits[str(path.relative_to(tmp_path))] = path.read_bytes()
+    exhibits["logs"] = "\n".join(every_log_line.lines).encode("utf-8")
+
+    secrets_planted = {k: v for k, v in sentinels.items() if k not in ("clear", "totp")}
+    secrets_planted["totp raw"] = base64.b32decode(sentinels["totp"]).hex()
+    secrets_planted["totp"] = sentinels["totp"]
+    found = [
+        (what, where)
+        for what, value in secrets_planted.items()
+        for where, data in exhibits.items()
+        if any(pattern in data for pattern in encodings(value))
+    ]
+    assert found == [], f"sealed values found in the clear: {found}"
+
+    # The same search does find what is clear by design, so it is not blind.
+    database_exhibits = [data for where, data in exhibits.items() if where.startswith(("pg_dump", "intake.sqlite3"))]
+    assert any(any(p in data for p in encodings(sentinels["clear"])) for data in database_exhibits)
+    assert any(planted["pseudonym"].encode() in data for data in database_exhibits)
