@@ -361,3 +361,13 @@ def test_an_anonymous_person_has_no_identity_and_no_tag(app: Flask) -> None:
         db.session.commit()
         assert identity_ops.read_identity(person) is None and person.name_tag is None and person.identity is None
         assert person.pseudonym.startswith("KB-") and len(person.pseudonym) == 10
+
+
+def test_a_refusal_is_told_in_the_readers_language(store_app: Flask) -> None:
+    with store_app.test_request_context("/", headers={"Accept-Language": "hy"}):
+        testimony = new_record()
+        with pytest.raises(testimony_ops.AttachmentRefused) as refused:
+            testimony_ops.store_attachment(testimony, io.BytesIO(b"plain text"), filename="a.jpg", actor=None,
+                                           config=store_app.config)
+        db.session.rollback()
+        assert "Այս տեսակի ֆայլն ընդունելի չէ" in str(refused.value.message)
