@@ -3,7 +3,9 @@ commit once at the end."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -159,11 +161,16 @@ def _audit_key_event(action: Any, *, details: dict[str, Any]) -> None:
     record_event(action, actor=None, target_type="keyring", details=details)
 
 
-def _writes() -> Any:
-    """Transactions of this command take SQLite's write lock from their start (they read, then write)."""
+@contextlib.contextmanager
+def _writing() -> Iterator[None]:
+    """Transactions begun inside take SQLite's write lock from their start (they read, then write)."""
     from intake.core.db import write_intent
 
-    return write_intent.set(True)
+    token = write_intent.set(True)
+    try:
+        yield
+    finally:
+        write_intent.reset(token)
 
 
 @keys_group.command("status", help="KEK versions, their state, and how many data keys each one wraps.")
@@ -196,7 +203,7 @@ def keys_rotate() -> None:
 
     ctx = _KeysContext()
     with ctx.app.app_context():
-        states = dict(db.session.execute(sa.select(KekVersion.version, KekVersion.state)).tuples().all())
+        states = {v: st for v, st in db.session.execute(sa.select(KekVersion.version, KekVersion.state))}
         db.session.rollback()
     primary = ctx.keyring.primary_kek_version
     if states and states.get(primary) == "primary":
@@ -205,8 +212,7 @@ def keys_rotate() -> None:
         click.echo(f"Added KEK version {primary} to {ctx.path}.")
     else:
         click.echo(f"The keyring's primary KEK version {primary} is not primary in the database yet; making it so.")
-    token = _writes()
-    with ctx.app.app_context():
+    with ctx.app.app_context(), _writing():
         def finish() -> int:
             register_keyring_versions(ctx.keyring)
             rows = db.session.scalars(sa.select(KekVersion)).all()
@@ -222,9 +228,6 @@ def keys_rotate() -> None:
                 DataKey.kek_version.is_not(None), DataKey.kek_version != primary)) or 0
 
         pending = _commit_or_fail(finish)
-    from intake.core.db import write_intent
-
-    write_intent.reset(token)
     click.echo(f"KEK version {primary} is primary: new data keys are wrapped under it.")
     click.echo(f"{pending} data key(s) are still wrapped under older versions: run `intake keys rewrap`.")
     click.echo("Running services reload the keyring when they meet the new version if their passphrase comes from "
@@ -240,9 +243,9 @@ def keys_rewrap(batch_size: int) -> None:
     from intake.core.crypto.models import DataKey
 
     ctx = _KeysContext()
-    token = _writes()
     done = 0
-    with ctx.app.app_context():
+    unreadable: set[int] = set()
+    with ctx.app.app_context(), _writing():
         target = primary_kek_version(lock=False)
         if target not in ctx.keyring.kek_versions:
             raise click.ClickException(f"The database's primary KEK version {target} is not in {ctx.path}.")
@@ -253,12 +256,14 @@ def keys_rewrap(batch_size: int) -> None:
             with click.progressbar(length=total, label=f"Rewrapping under KEK version {target}",
                                    file=sys.stderr) as bar:
                 while True:
-                    count = rewrap_batch(db.session(), ctx.keyring, target=target, batch_size=batch_size)
+                    before = len(unreadable)
+                    examined = rewrap_batch(db.session(), ctx.keyring, target=target, batch_size=batch_size,
+                                            unreadable=unreadable)
                     db.session.commit()
-                    if not count:
+                    if not examined:
                         break
-                    done += count
-                    bar.update(count)
+                    done += examined - (len(unreadable) - before)
+                    bar.update(examined)
         except KeyboardInterrupt:
             db.session.rollback()
             click.echo(f"Interrupted after rewrapping {done} data key(s); run `intake keys rewrap` again to go on.",
@@ -268,10 +273,16 @@ def keys_rewrap(batch_size: int) -> None:
                                                               "complete": False}))
             sys.exit(130)
         _commit_or_fail(lambda: _audit_key_event(AuditAction.DATA_KEYS_REWRAPPED,
-                                                 details={"target": target, "count": done, "complete": True}))
-    from intake.core.db import write_intent
-
-    write_intent.reset(token)
+                                                 details={"target": target, "count": done,
+                                                          "complete": not unreadable,
+                                                          **({"unreadable": sorted(unreadable)}
+                                                             if unreadable else {})}))
+    if unreadable:
+        raise click.ClickException(
+            f"Rewrapped {done} data key(s), but {len(unreadable)} could not be unwrapped and were left as they are "
+            f"(damaged, or under a KEK version this keyring lacks): data key id(s) "
+            f"{', '.join(map(str, sorted(unreadable)[:20]))}{' …' if len(unreadable) > 20 else ''}. "
+            "Do not retire their KEK version; restore them from a backup or investigate.")
     click.echo(f"Rewrapped {done} data key(s); every data key is under KEK version {target}.")
 
 
@@ -284,8 +295,7 @@ def keys_retire(version: int) -> None:
     from intake.core.db import utcnow
 
     ctx = _KeysContext()
-    token = _writes()
-    with ctx.app.app_context():
+    with ctx.app.app_context(), _writing():
         def mark_retired() -> None:
             register_keyring_versions(ctx.keyring)
             query = sa.select(KekVersion).where(KekVersion.version == version)
@@ -312,9 +322,6 @@ def keys_retire(version: int) -> None:
         except BaseException:
             db.session.rollback()
             raise
-    from intake.core.db import write_intent
-
-    write_intent.reset(token)
     if version in ctx.keyring.kek_versions:
         ctx.keyring.retire_kek_version(version)
         ctx.save()
@@ -338,12 +345,8 @@ def keys_change_passphrase(new_file: Path | None) -> None:
         Keyring.open(ctx.path, new)
     except KeyringError as exc:  # pragma: no cover - the file was just written
         raise click.ClickException(f"Keyring error after saving: {exc}") from None
-    token = _writes()
-    with ctx.app.app_context():
+    with ctx.app.app_context(), _writing():
         _commit_or_fail(lambda: _audit_key_event(AuditAction.KEYRING_PASSPHRASE_CHANGED, details={}))
-    from intake.core.db import write_intent
-
-    write_intent.reset(token)
     click.echo(f"{ctx.path} is now sealed with the new passphrase. Give the service the new passphrase "
                "(INTAKE_KEYRING_PASSPHRASE_FILE or INTAKE_KEYRING_PASSPHRASE) before it next starts, and re-seal "
                "keyring backups if they used the old one.")
@@ -368,13 +371,9 @@ def keys_backup(destination: Path, backup_file: Path | None) -> None:
         copy.kek(v) != ctx.keyring.kek(v) for v in copy.kek_versions
     ):
         raise click.ClickException(f"The copy at {destination} does not match the keyring; do not rely on it.")
-    token = _writes()
-    with ctx.app.app_context():
+    with ctx.app.app_context(), _writing():
         _commit_or_fail(lambda: _audit_key_event(
             AuditAction.KEYRING_BACKED_UP, details={"kek_versions": list(copy.kek_versions)}))
-    from intake.core.db import write_intent
-
-    write_intent.reset(token)
     click.echo(f"Wrote a sealed copy of the keyring (KEK versions {', '.join(map(str, copy.kek_versions))}) to "
                f"{destination} and checked that it opens. Store it apart from the database backups: whoever holds "
                "both, and the passphrase, can read everything; whoever loses it cannot read the backups at all.")

@@ -10,7 +10,8 @@ The folding, so that Armenian, Cyrillic and Latin spellings of one name meet:
 
 1. Unicode NFKC, then case folding.
 2. Letters of the Azerbaijani Latin alphabet written as Russian and Armenian spellings render them
-   (ə→a, ç→ch, ş→sh, ğ→gh, ı→i, ö→o, ü→u, x→kh, c→j, q→g), and the Armenian digraph ու→u.
+   (ə→a, ç→ch, ş→sh, ğ→gh, ı→i, ö→o, ü→u, x→kh, c→j, q→g), the Armenian digraph ու→u, and any other ւ (as
+   in և, "ev") →v.
 3. Transliteration to Latin with `anyascii`.
 4. Only the letters a–z are kept, then spelling variants between transliterations are merged: dzh→j, iy→i, an
    h not part of ch/sh/zh/kh/gh is dropped (Hovhannisyan, Ovannisyan), doubled letters become one.
@@ -52,7 +53,7 @@ def _fold_word(word: str) -> str:
 def fold_name(name: str) -> str:
     """The spelling-independent form of a name (see the module's description)."""
     text = unicodedata.normalize("NFKC", name).casefold()
-    text = text.replace("ու", "u").translate(_AZ_LATIN)
+    text = text.replace("ու", "u").replace("ւ", "v").translate(_AZ_LATIN)
     text = anyascii(text).lower()
     words = [_fold_word(w) for w in _NOT_LETTERS.split(text.replace("'", "")) if w]
     return " ".join(sorted(w for w in words if w))

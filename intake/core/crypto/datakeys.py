@@ -33,7 +33,7 @@ from intake.core.crypto.envelope import (
 )
 from intake.core.crypto.models import DATA_KEY_OWNERS, DataKey, KekVersion
 from intake.core.db import db, utcnow
-from intake.core.keys import Keyring
+from intake.core.keys import Keyring, UnknownKeyError
 
 __all__ = [
     "KeyDestroyed",
@@ -146,36 +146,52 @@ def destroy_data_key(row: DataKey) -> None:
     row.destroyed_at = utcnow()
 
 
-def rewrap_batch(session: Session, keyring: Keyring, *, target: int, batch_size: int) -> int:
-    """Rewrap up to `batch_size` data keys not yet under KEK version `target`; returns how many were rewrapped.
+def rewrap_batch(session: Session, keyring: Keyring, *, target: int, batch_size: int,
+                 unreadable: set[int] | None = None) -> int:
+    """Rewrap up to `batch_size` data keys not yet under KEK version `target`; returns how many it examined.
 
     Only the wrapping changes, in one statement per batch that also checks each key is still under the version it
     was read with, so a key shredded or rewrapped meanwhile by someone else is left alone. Call it until it returns
     0; after an interruption, calling it again simply continues, since what is left is whatever is not on `target`.
+
+    A data key that does not unwrap (damaged, or under a KEK version the keyring lacks) raises `Unreadable`, unless
+    a set is passed as `unreadable`: then its id is added there, it is left as it is and skipped from then on.
     """
     table = cast(sa.Table, DataKey.__table__)
-    rows: Sequence[Any] = session.execute(
+    query = (
         sa.select(table.c.id, table.c.owner, table.c.kek_version, table.c.wrapped)
         .where(table.c.kek_version.is_not(None), table.c.kek_version != target)
         .order_by(table.c.id)
         .limit(batch_size)
-    ).all()
+    )
+    if unreadable:
+        query = query.where(table.c.id.not_in(sorted(unreadable)))
+    rows: Sequence[Any] = session.execute(query).all()
     if not rows:
         return 0
     new_kek = keyring.kek(target)
     now = utcnow()
     params = []
     for key_id, owner, version, wrapped in rows:
-        data_key = unwrap_data_key(keyring.kek(version), wrapped, key_id=key_id, owner=owner)
+        try:
+            if wrapped_kek_version(wrapped) != version:
+                raise Unreadable(f"data key {key_id} names another KEK version than its row")
+            data_key = unwrap_data_key(keyring.kek(version), wrapped, key_id=key_id, owner=owner)
+        except (Unreadable, UnknownKeyError):
+            if unreadable is None:
+                raise
+            unreadable.add(key_id)
+            continue
         params.append({"b_id": key_id, "b_old": version,
                        "b_wrapped": wrap_data_key(new_kek, target, data_key, key_id=key_id, owner=owner)})
-    session.connection().execute(
-        table.update()
-        .where(table.c.id == sa.bindparam("b_id"), table.c.kek_version == sa.bindparam("b_old"))
-        .values(wrapped=sa.bindparam("b_wrapped"), kek_version=target, rewrapped_at=now),
-        params,
-    )
-    return len(params)
+    if params:
+        session.connection().execute(
+            table.update()
+            .where(table.c.id == sa.bindparam("b_id"), table.c.kek_version == sa.bindparam("b_old"))
+            .values(wrapped=sa.bindparam("b_wrapped"), kek_version=target, rewrapped_at=now),
+            params,
+        )
+    return len(rows)
 
 
 @dataclass(frozen=True)
@@ -191,13 +207,13 @@ class KekStatus:
 def kek_status(keyring: Keyring, session: Session | None = None) -> tuple[list[KekStatus], int]:
     """Every KEK version the database or the keyring knows, and the number of destroyed data keys."""
     session = _session(session)
-    states = dict(session.execute(sa.select(KekVersion.version, KekVersion.state)).tuples().all())
-    counts = dict(session.execute(
-        sa.select(DataKey.kek_version, sa.func.count()).where(DataKey.kek_version.is_not(None))
+    states: dict[int, str] = {v: st for v, st in session.execute(sa.select(KekVersion.version, KekVersion.state))}
+    counts: dict[int, int] = {v: n for v, n in session.execute(
+        sa.select(sa.func.coalesce(DataKey.kek_version, 0), sa.func.count()).where(DataKey.kek_version.is_not(None))
         .group_by(DataKey.kek_version)
-    ).tuples().all())
+    )}
     destroyed = session.scalar(sa.select(sa.func.count()).where(DataKey.destroyed_at.is_not(None))) or 0
-    versions = sorted(set(states) | set(keyring.kek_versions) | {v for v in counts if v is not None})
+    versions = sorted(set(states) | set(keyring.kek_versions) | set(counts))
     result = [
         KekStatus(v, states.get(v, "unregistered"), v in keyring.kek_versions, int(counts.get(v, 0)))
         for v in versions
