@@ -371,3 +371,17 @@ def test_a_refusal_is_told_in_the_readers_language(store_app: Flask) -> None:
                                            config=store_app.config)
         db.session.rollback()
         assert "Այս տեսակի ֆայլն ընդունելի չէ" in str(refused.value.message)
+
+
+def test_the_length_of_a_sealed_identity_or_narrative_says_little(app: Flask) -> None:
+    with app.app_context():
+        short = new_record(narrative="Yes.", name="Ani Ho")
+        long = new_record(narrative="We left at night " * 8, name="Anahit Ter-Hovhannisyan Melkonyan")
+        db.session.commit()
+        rows = db.session.execute(sa.text(
+            "SELECT length(t.narrative), length(p.identity) FROM testimonies t JOIN persons p "
+            "ON p.pseudonym = t.pseudonym WHERE t.id IN (:a, :b) ORDER BY t.id"), {"a": short.id, "b": long.id}).all()
+        assert rows[0] == rows[1]  # padded to the same 256-byte bucket
+        assert testimony_ops.read_narrative(short) == "Yes."
+        person = db.session.scalar(sa.select(Person).where(Person.pseudonym == long.pseudonym))
+        assert identity_ops.read_identity(person)["name"] == "Anahit Ter-Hovhannisyan Melkonyan"

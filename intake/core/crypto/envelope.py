@@ -3,7 +3,7 @@
 Only `cryptography`'s AES-256-GCM is used; this module fixes the byte formats and what each ciphertext is bound
 to. It knows nothing of Flask or the database, so the formats can be tested (and read years later) on their own.
 
-Wrapped data key, format 1 (61 bytes)::
+Wrapped data key, format 1 (66 bytes)::
 
     b"K" | 0x01 | KEK version (u32, big-endian) | nonce (12) | AES-256-GCM(KEK, data key) with tag (48)
 
@@ -135,8 +135,8 @@ def _wrap_aad(owner: str, key_id: int, kek_version: int) -> bytes:
 
 def wrap_data_key(kek: bytes, kek_version: int, data_key: bytes, *, key_id: int, owner: str) -> bytes:
     """Wrap `data_key` under the KEK of `kek_version`, bound to the data key's id and owner kind."""
-    if len(data_key) != DATA_KEY_BYTES:
-        raise ValueError("a data key is 32 bytes")
+    if len(data_key) != DATA_KEY_BYTES or len(kek) != DATA_KEY_BYTES:
+        raise ValueError("data keys and KEKs are 32 bytes (AES-256)")
     nonce = random_nonce()
     header = _WRAP_HEADER.pack(_WRAP_MAGIC, WRAP_FORMAT, kek_version)
     return header + nonce + AESGCM(kek).encrypt(nonce, data_key, _wrap_aad(owner, key_id, kek_version))
@@ -154,6 +154,8 @@ def wrapped_kek_version(wrapped: bytes) -> int:
 
 def unwrap_data_key(kek: bytes, wrapped: bytes, *, key_id: int, owner: str) -> bytes:
     """Unwrap a data key made by `wrap_data_key`; `kek` must be the KEK of the version its header names."""
+    if len(kek) != DATA_KEY_BYTES:
+        raise ValueError("KEKs are 32 bytes (AES-256)")
     kek_version = wrapped_kek_version(wrapped)
     nonce = wrapped[_WRAP_HEADER.size : _WRAP_HEADER.size + NONCE_BYTES]
     body = wrapped[_WRAP_HEADER.size + NONCE_BYTES :]

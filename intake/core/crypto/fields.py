@@ -56,6 +56,7 @@ class SealedField:
     protects: str
     binding_table: str = ""
     binding_field: str = ""
+    pad_to: int = 0  # plaintext padded to a multiple of this many bytes, so its length says little
 
     @property
     def binding(self) -> tuple[str, str]:
@@ -64,10 +65,11 @@ class SealedField:
 
 SEALED_FIELDS: tuple[SealedField, ...] = (
     SealedField("persons", "identity", "identity", "json",
-                "name, date of birth, contacts, relatives, exact addresses"),
-    SealedField("testimonies", "narrative", "content", "text", "the testimony in the person's own words"),
+                "name, date of birth, contacts, relatives, exact addresses", pad_to=256),
+    SealedField("testimonies", "narrative", "content", "text", "the testimony in the person's own words",
+                pad_to=256),
     SealedField("attachments", "details", "content", "json",
-                "original file name, media type, size, SHA-256 of the original, capture metadata"),
+                "original file name, media type, size, SHA-256 of the original, capture metadata", pad_to=256),
     SealedField("attachment_chunks", "data", "content", "stream", "the attachment itself, in chunks",
                 binding_table="attachments", binding_field="content"),
     SealedField("accounts", "totp_secret", "account-secret", "bytes", "the two-factor seed"),
@@ -143,7 +145,27 @@ def _field(obj: Any, column: str) -> SealedField:
         raise LookupError(f"{table}.{column} is not in the encrypted-field inventory") from None
 
 
+def _pad(spec: SealedField, data: bytes) -> bytes:
+    # ISO/IEC 7816-4 padding: one 0x80 byte, then zeros up to the next multiple of `pad_to`.
+    if not spec.pad_to:
+        return data
+    return data + b"\x80" + bytes(-(len(data) + 1) % spec.pad_to)
+
+
+def _unpad(spec: SealedField, data: bytes) -> bytes:
+    if not spec.pad_to:
+        return data
+    end = data.rstrip(b"\x00")
+    if not end.endswith(b"\x80"):
+        raise ValueError(f"{spec.table}.{spec.column}: malformed padding")
+    return end[:-1]
+
+
 def _encode(spec: SealedField, value: Any) -> bytes:
+    return _pad(spec, _encode_value(spec, value))
+
+
+def _encode_value(spec: SealedField, value: Any) -> bytes:
     if spec.kind == "text":
         if not isinstance(value, str):
             raise TypeError(f"{spec.table}.{spec.column} holds text")
@@ -158,6 +180,7 @@ def _encode(spec: SealedField, value: Any) -> bytes:
 
 
 def _decode(spec: SealedField, data: bytes) -> Any:
+    data = _unpad(spec, data)
     if spec.kind == "text":
         return data.decode("utf-8")
     if spec.kind == "json":
