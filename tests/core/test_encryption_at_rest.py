@@ -385,3 +385,57 @@ def test_the_length_of_a_sealed_identity_or_narrative_says_little(app: Flask) ->
         assert testimony_ops.read_narrative(short) == "Yes."
         person = db.session.scalar(sa.select(Person).where(Person.pseudonym == long.pseudonym))
         assert identity_ops.read_identity(person)["name"] == "Anahit Ter-Hovhannisyan Melkonyan"
+
+
+def _blob_files(tmp_path: Path) -> list[Path]:
+    return [p for p in (tmp_path / "blobs").rglob("*") if p.is_file()]
+
+
+def test_savepoints_neither_lose_a_committed_file_nor_keep_a_rolled_back_one(store_app: Flask,
+                                                                               tmp_path: Path) -> None:
+    content = JPEG + b"savepoint" * 10
+    files = config_for(store_app, "files")
+    with store_app.app_context():
+        testimony = new_record()
+        kept = testimony_ops.store_attachment(testimony, io.BytesIO(content), filename="a.jpg", actor=None,
+                                              config=files)
+        with db.session.begin_nested():  # an unrelated savepoint, released
+            pass
+        db.session.begin_nested().rollback()  # an unrelated savepoint, rolled back
+        savepoint = db.session.begin_nested()
+        testimony_ops.store_attachment(testimony, io.BytesIO(content), filename="b.jpg", actor=None, config=files)
+        assert len(_blob_files(tmp_path)) == 2
+        savepoint.rollback()  # the second upload goes, with its file
+        assert len(_blob_files(tmp_path)) == 1
+        db.session.commit()
+        kept_id = kept.id
+    with store_app.app_context():
+        attachment = db.session.get(Attachment, kept_id)
+        assert b"".join(testimony_ops.attachment_content(attachment, store_app.config)) == content
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Attachment)) == 1
+
+
+def test_a_shred_undone_by_a_savepoint_or_by_the_outer_transaction_deletes_no_file(store_app: Flask,
+                                                                                    tmp_path: Path) -> None:
+    content = JPEG + b"keep" * 10
+    with store_app.app_context():
+        testimony = new_record()
+        attachment = testimony_ops.store_attachment(testimony, io.BytesIO(content), filename="a.jpg", actor=None,
+                                                    config=config_for(store_app, "files"))
+        db.session.commit()
+        testimony_id, attachment_id = testimony.id, attachment.id
+
+        savepoint = db.session.begin_nested()
+        testimony_ops.shred_testimony(testimony, reason="test", actor=None, config=store_app.config)
+        savepoint.rollback()
+        db.session.commit()
+        assert len(_blob_files(tmp_path)) == 1
+
+        testimony = db.session.get(StoredTestimony, testimony_id)
+        with db.session.begin_nested():  # released, but the outer transaction then rolls back
+            testimony_ops.shred_testimony(testimony, reason="test", actor=None, config=store_app.config)
+        db.session.rollback()
+        assert len(_blob_files(tmp_path)) == 1
+    with store_app.app_context():
+        attachment = db.session.get(Attachment, attachment_id)
+        assert b"".join(testimony_ops.attachment_content(attachment, store_app.config)) == content

@@ -2,13 +2,13 @@
 
 Both stores hold only the encrypted chunks of `stream`; the stream header and the generated name live on the
 attachment row. Writes and deletions follow the request's transaction: chunk rows commit or roll back with it;
-files written during a transaction that rolls back are removed, and files of shredded attachments are removed only
-once the shredding has committed (so a failed shred loses nothing).
+files written during a transaction (or savepoint) that rolls back are removed, and files of shredded attachments are
+removed only once the outermost transaction has committed (so a shred that fails or is rolled back loses nothing).
 """
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import os
 import secrets
 from collections.abc import Iterable, Iterator
@@ -21,11 +21,27 @@ from sqlalchemy.orm import Session
 
 from intake.core.db import db
 
+log = logging.getLogger("intake.blobs")
+
 __all__ = ["BlobStore", "DatabaseBlobStore", "FileBlobStore", "blob_store", "new_blob_name"]
 
-_WRITTEN = "intake.blobs.written"
-_TO_DELETE = "intake.blobs.to_delete"
+_PENDING = "intake.blobs.pending"
+_WRITTEN = "written"
+_TO_DELETE = "delete"
 _BATCH = 16  # chunks per INSERT: about 1 MiB at the default chunk size
+
+
+def _fsync_directory(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def new_blob_name() -> str:
@@ -109,16 +125,17 @@ class FileBlobStore:
     def write(self, attachment: Any, chunks: Iterable[bytes]) -> int:
         path = self.path_of(attachment)
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        session = db.session()
-        session.info.setdefault(_WRITTEN, []).append(path)
         total = 0
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+        _register(_WRITTEN, path)  # only a file this call created is ever removed on rollback
         with os.fdopen(fd, "wb") as handle:
             for chunk in chunks:
                 handle.write(chunk)
                 total += len(chunk)
             handle.flush()
             os.fsync(handle.fileno())  # on disk before the transaction that names it can commit
+        for directory in (path.parent, path.parent.parent):
+            _fsync_directory(directory)  # and its name too
         return total
 
     def read(self, attachment: Any, chunk_bytes: int) -> Iterator[bytes]:
@@ -130,25 +147,64 @@ class FileBlobStore:
                 yield chunk
 
     def delete(self, attachment: Any) -> None:
-        db.session().info.setdefault(_TO_DELETE, []).append(self.path_of(attachment))
+        _register(_TO_DELETE, self.path_of(attachment))
 
 
 def _remove(paths: list[Path]) -> None:
     for path in paths:
-        with contextlib.suppress(FileNotFoundError):
+        try:
             path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:  # the transaction has ended either way: say so, and go on with the others
+            log.error("an attachment file could not be removed", extra={"file": path.name, "error": exc.strerror})
+
+
+def _register(kind: str, path: Path) -> None:
+    """Note a file written, or to delete, in the innermost transaction now open (a savepoint or the outer one)."""
+    session = db.session()
+    transaction = session.get_nested_transaction() or session.get_transaction()
+    session.info.setdefault(_PENDING, []).append((kind, path, transaction))
+
+
+def _within(transaction: Any, ancestor: Any) -> bool:
+    while transaction is not None:
+        if transaction is ancestor:
+            return True
+        transaction = transaction.parent
+    return False
+
+
+def _undo(entries: list[tuple[str, Path, Any]]) -> None:
+    # Rolled back: files written are removed, deletions are forgotten.
+    _remove([path for kind, path, _ in entries if kind == _WRITTEN])
 
 
 @event.listens_for(Session, "after_commit")
 def _after_commit(session: Session) -> None:
-    session.info.pop(_WRITTEN, None)
-    _remove(session.info.pop(_TO_DELETE, []))
+    # Fires for a savepoint's release too: only the outermost commit makes deletions final.
+    if session.in_nested_transaction():
+        return
+    entries = session.info.pop(_PENDING, [])
+    _remove([path for kind, path, _ in entries if kind == _TO_DELETE])
 
 
-@event.listens_for(Session, "after_rollback")
-def _after_rollback(session: Session) -> None:
-    session.info.pop(_TO_DELETE, None)
-    _remove(session.info.pop(_WRITTEN, []))
+@event.listens_for(Session, "after_soft_rollback")
+def _after_soft_rollback(session: Session, previous_transaction: Any) -> None:
+    # A savepoint rolled back: undo what was noted inside it (or inside savepoints it contained).
+    if not previous_transaction.nested:
+        return
+    entries = session.info.get(_PENDING, [])
+    undone = [e for e in entries if _within(e[2], previous_transaction)]
+    session.info[_PENDING] = [e for e in entries if not _within(e[2], previous_transaction)]
+    _undo(undone)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _after_transaction_end(session: Session, transaction: Any) -> None:
+    # The outermost transaction ended without a commit (rolled back, or the session closed): undo everything.
+    if transaction.parent is None and not transaction.nested:
+        _undo(session.info.pop(_PENDING, []))
 
 
 def blob_store(config: Any, storage: str | None = None) -> BlobStore:
