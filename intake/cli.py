@@ -4,6 +4,7 @@ commit once at the end."""
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -138,6 +139,7 @@ class _KeysContext:
         self.settings = _settings()
         self.path = Path(self.settings["KEYRING_PATH"])
         self.passphrase = _passphrase(self.settings)
+        self._lock()
         try:
             self.keyring = Keyring.open(self.path, self.passphrase)
         except KeyringError as exc:
@@ -146,6 +148,24 @@ class _KeysContext:
             self.app = create_app(keyring=self.keyring)
         except StartupError as exc:
             raise click.ClickException(str(exc)) from None
+
+    def _lock(self) -> None:
+        """Hold `<keyring>.lock` until the command ends, so that two `keys` commands never save over each other's
+        keyring (a rotation lost that way would take its data keys with it). The keyring is opened under the lock."""
+        import fcntl
+
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+        except OSError as exc:
+            raise click.ClickException(f"Cannot lock the keyring ({lock_path}): {exc.strerror or exc}.") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            click.echo("Another `intake keys` command is working on this keyring; waiting for it to finish…",
+                       err=True)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        click.get_current_context().call_on_close(lambda: os.close(fd))
 
     def save(self, passphrase: str | None = None) -> None:
         try:
@@ -205,13 +225,24 @@ def keys_rotate() -> None:
     with ctx.app.app_context():
         states = {v: st for v, st in db.session.execute(sa.select(KekVersion.version, KekVersion.state))}
         db.session.rollback()
+    lacking = sorted(v for v, state in states.items() if state != "retired" and v not in ctx.keyring.kek_versions)
+    if lacking:
+        raise click.ClickException(
+            f"The database uses KEK version(s) {', '.join(map(str, lacking))}, which {ctx.path} does not hold: this "
+            "keyring is older than the one in use. Run the command with the current keyring.")
     primary = ctx.keyring.primary_kek_version
-    if states and states.get(primary) == "primary":
+    database_primary = next((v for v, state in states.items() if state == "primary"), None)
+    if states.get(primary) == "retired" or (database_primary is not None and primary < database_primary):
+        raise click.ClickException(
+            f"This keyring's primary KEK version {primary} is older than the database's ({database_primary}); "
+            "run the command with the current keyring.")
+    if database_primary is None or database_primary == primary:
         primary = ctx.keyring.add_kek_version()
         ctx.save()
         click.echo(f"Added KEK version {primary} to {ctx.path}.")
     else:
-        click.echo(f"The keyring's primary KEK version {primary} is not primary in the database yet; making it so.")
+        click.echo(f"The keyring's primary KEK version {primary} is not primary in the database yet (an earlier "
+                   "rotation stopped half-way); making it so.")
     with ctx.app.app_context(), _writing():
         def finish() -> int:
             register_keyring_versions(ctx.keyring)
@@ -239,7 +270,7 @@ def keys_rotate() -> None:
 @click.option("--batch-size", type=click.IntRange(1, 100_000), default=1000, show_default=True)
 def keys_rewrap(batch_size: int) -> None:
     from intake.core.audit import AuditAction
-    from intake.core.crypto.datakeys import primary_kek_version, rewrap_batch
+    from intake.core.crypto.datakeys import PrimaryChanged, primary_kek_version, rewrap_batch
     from intake.core.crypto.models import DataKey
 
     ctx = _KeysContext()
@@ -264,6 +295,11 @@ def keys_rewrap(batch_size: int) -> None:
                         break
                     done += examined - (len(unreadable) - before)
                     bar.update(examined)
+        except PrimaryChanged:
+            db.session.rollback()
+            raise click.ClickException(
+                f"Rewrapped {done} data key(s), then KEK version {target} stopped being the primary version (another "
+                "rotation happened): run `intake keys rewrap` again.") from None
         except KeyboardInterrupt:
             db.session.rollback()
             click.echo(f"Interrupted after rewrapping {done} data key(s); run `intake keys rewrap` again to go on.",

@@ -581,13 +581,20 @@ def test_a_running_service_given_its_passphrase_in_the_environment_must_be_resta
         with pytest.raises(KeyringOutdated, match="restart the service") as caught:
             read_identity(person)
         assert "KEK version 2" in str(caught.value) and PASSPHRASE not in str(caught.value)
-        with pytest.raises(KeyringOutdated, match="restart the service"):
-            register_person({"name": "Anahit Grigoryan"}, actor=None, prefix="KB")
-        db.session.rollback()
+        # New records still work, under the version this process holds, which the database still counts active.
+        newcomer = register_person({"name": "Anahit Grigoryan"}, actor=None, prefix="KB")
+        db.session.commit()
+        assert newcomer.data_key.kek_version == 1 and read_identity(newcomer)["name"] == "Anahit Grigoryan"
+    # So version 1 cannot be retired until that key too has been rewrapped.
+    assert "1 data key(s) are still wrapped under it" in refused(instance.keys("retire", "1"))
 
     monkeypatch.setenv("INTAKE_KEYRING_PASSPHRASE", PASSPHRASE)
     restarted = running_service(instance, KEYRING_PASSPHRASE_FILE="")
-    assert read_content(restarted) == before
+    ok(instance.keys("rewrap"))
+    ok(instance.keys("retire", "1"))
+    content = read_content(restarted)
+    assert {p: c for p, c in content.items() if p in before} == before
+    assert len(content) == len(before) + 1
 
 
 def test_a_damaged_data_key_is_reported_and_left_alone_while_the_others_are_rewrapped(instance: Instance) -> None:
@@ -618,3 +625,48 @@ def test_a_damaged_data_key_is_reported_and_left_alone_while_the_others_are_rewr
             except Unreadable:
                 unreadable.append(person.pseudonym)
     assert len(unreadable) == 1
+
+
+def test_rotate_refuses_a_keyring_older_than_the_one_in_use(instance: Instance, tmp_path: Path) -> None:
+    seed(instance.app(), 1)
+    old_copy = instance.keyring_path.read_bytes()
+    ok(instance.keys("rotate"))
+    states = instance.kek_states()
+    instance.keyring_path.write_bytes(old_copy)  # a restored or another host's keyring, from before the rotation
+
+    output = refused(instance.keys("rotate"))
+    assert "The database uses KEK version(s) 2, which" in output and "older than the one in use" in output
+    assert instance.kek_states() == states == {1: "active", 2: "primary"}
+    assert instance.open_keyring().kek_versions == (1,)
+
+
+def test_a_rewrap_left_running_across_a_rotation_stops_instead_of_moving_keys_back(instance: Instance) -> None:
+    seed(instance.app(), 2)
+    ok(instance.keys("rotate"))
+    ok(instance.keys("rotate"))  # version 3 is primary now; a rewrap started for version 2 must not go on
+    app = instance.app()
+    with app.app_context():
+        with pytest.raises(datakeys_module.PrimaryChanged):
+            datakeys_module.rewrap_batch(db.session(), current_keyring(), target=2, batch_size=10)
+        db.session.rollback()
+    assert {v for v, _ in instance.data_keys().values()} == {1}
+
+
+def test_two_keys_commands_never_save_over_each_other(instance: Instance) -> None:
+    import fcntl
+    import threading
+
+    seed(instance.app(), 1)
+    lock = os.open(instance.keyring_path.with_name(instance.keyring_path.name + ".lock"), os.O_RDWR | os.O_CREAT)
+    fcntl.flock(lock, fcntl.LOCK_EX)  # another `intake keys` command is at work
+    results: list[Result] = []
+    worker = threading.Thread(target=lambda: results.append(instance.keys("rotate")))
+    worker.start()
+    worker.join(timeout=3)
+    assert worker.is_alive() and not results, "rotate went ahead while another keys command held the keyring"
+    assert instance.open_keyring().kek_versions == (1,)
+    fcntl.flock(lock, fcntl.LOCK_UN)
+    os.close(lock)
+    worker.join(timeout=60)
+    assert "waiting for it to finish" in ok(results[0])
+    assert instance.open_keyring().kek_versions == (1, 2)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from flask import current_app
 
@@ -20,6 +21,7 @@ from intake.core.keys import Keyring, KeyringError
 
 log = logging.getLogger("intake.crypto")
 _reload_lock = threading.Lock()
+_RETRY_SECONDS = 60
 
 
 class KeyringOutdated(KeyringError):
@@ -46,6 +48,12 @@ def keyring_holding(version: int) -> Keyring:
         keyring = current_keyring()
         if version in keyring.kek_versions:
             return keyring
+        # A reload costs a full scrypt: after one that did not help, wait a while before the next attempt.
+        failures: dict[int, float] = current_app.extensions.setdefault("intake.keyring_reload_failures", {})
+        if time.monotonic() - failures.get(version, -_RETRY_SECONDS) < _RETRY_SECONDS:
+            raise KeyringOutdated(f"KEK version {version} is not in this process's keyring (reloading it did not "
+                                  "help a moment ago): restart the service with the current keyring.")
+        failures[version] = time.monotonic()
         config = current_app.config
         if not config.get("KEYRING_PASSPHRASE_FILE"):
             raise KeyringOutdated(
@@ -62,5 +70,6 @@ def keyring_holding(version: int) -> Keyring:
         if version not in reloaded.kek_versions:
             raise KeyringOutdated(f"The keyring {config['KEYRING_PATH']} holds no KEK version {version}.")
         current_app.extensions["intake.keyring"] = reloaded
+        failures.pop(version, None)
         log.warning("keyring reloaded", extra={"kek_versions": list(reloaded.kek_versions)})
         return reloaded

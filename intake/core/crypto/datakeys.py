@@ -38,6 +38,7 @@ from intake.core.keys import Keyring, UnknownKeyError
 __all__ = [
     "KeyDestroyed",
     "KekStatus",
+    "PrimaryChanged",
     "create_data_key",
     "destroy_data_key",
     "kek_status",
@@ -48,6 +49,10 @@ __all__ = [
 ]
 
 log = logging.getLogger("intake.crypto")
+
+
+class PrimaryChanged(KeyringOutdated):
+    """The KEK version a rewrap moves keys to is no longer the primary one: another rotation happened meanwhile."""
 
 
 class KeyDestroyed(Exception):
@@ -120,7 +125,22 @@ def create_data_key(owner: str, *, session: Session | None = None) -> tuple[Data
         raise ValueError(f"unknown data key owner {owner!r}")
     session = _session(session)
     version = primary_kek_version(session)
-    kek = keyring_holding(version).kek(version)
+    try:
+        kek = keyring_holding(version).kek(version)
+    except KeyringOutdated:
+        # A process that cannot reload its keyring after a rotation keeps wrapping new keys under its own primary
+        # version while the database still counts that version as active (not retired): nothing is lost, and
+        # `intake keys retire` refuses until a rewrap has moved these keys too.
+        fallback = current_keyring().primary_kek_version
+        state_query = sa.select(KekVersion.state).where(KekVersion.version == fallback)
+        if session.get_bind().dialect.name == "postgresql":
+            state_query = state_query.with_for_update(read=True)
+        if session.scalar(state_query) != "active":
+            raise
+        log.warning("new data key wrapped under the previous KEK version; restart to use the new one",
+                    extra={"kek_version": fallback, "primary": version})
+        version = fallback
+        kek = current_keyring().kek(version)
     key = new_data_key()
     key_id = _new_key_id()
     row = DataKey(id=key_id, owner=owner, kek_version=version,
@@ -157,6 +177,14 @@ def rewrap_batch(session: Session, keyring: Keyring, *, target: int, batch_size:
     A data key that does not unwrap (damaged, or under a KEK version the keyring lacks) raises `Unreadable`, unless
     a set is passed as `unreadable`: then its id is added there, it is left as it is and skipped from then on.
     """
+    # Still the primary version? Checked in this batch's transaction (locked for share on PostgreSQL, so a rotation
+    # or a retirement waits for the batch): a rewrap left running across a rotation must not move keys back to a
+    # version that is about to be retired.
+    state_query = sa.select(KekVersion.state).where(KekVersion.version == target)
+    if session.get_bind().dialect.name == "postgresql":
+        state_query = state_query.with_for_update(read=True)
+    if session.scalar(state_query) != "primary":
+        raise PrimaryChanged(f"KEK version {target} is no longer the primary version; run the rewrap again.")
     table = cast(sa.Table, DataKey.__table__)
     query = (
         sa.select(table.c.id, table.c.owner, table.c.kek_version, table.c.wrapped)
