@@ -130,3 +130,13 @@ def test_rebuilding_a_table_in_a_migration_keeps_the_rows_that_point_at_it(empty
         assert conn.exec_driver_sql("SELECT count(*) FROM account_roles").scalar() == 1
         if empty_engine.dialect.name == "sqlite":
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1  # switched back on
+
+
+def test_downgrading_below_the_envelope_refuses_while_data_keys_exist(empty_engine: sa.Engine) -> None:
+    migrate.upgrade(empty_engine)
+    with empty_engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO data_keys (id, owner, kek_version, wrapped, created_at) "
+                             "VALUES (7, 'account', 1, :wrapped, CURRENT_TIMESTAMP)"), {"wrapped": b"\x00"})
+    with pytest.raises(RuntimeError, match="Refusing to downgrade below 0003"):
+        migrate.downgrade(empty_engine, "0002")
+    assert migrate.is_at_head(empty_engine)

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from intake.core.audit import AuditAction, record_event
 from intake.core.crypto import current_keyring
-from intake.core.crypto.blind_index import name_tag, same_person_key
+from intake.core.crypto.blind_index import name_tag, same_person, search_tags
 from intake.core.crypto.datakeys import create_data_key, destroy_data_key
 from intake.core.crypto.fields import Tombstone, open_value, seal_value
 from intake.core.crypto.models import DataKey
@@ -74,20 +74,19 @@ def possible_previous_interviews(name: str, birth_year: int | None, *, actor: An
     Candidates are found by the blind index and confirmed by comparing decrypted identities, so collisions of the
     truncated tag never reach the caller. Returns persons, never their identities.
     """
-    tag = name_tag(current_keyring(), name, birth_year)
-    if tag is None:
+    tags = search_tags(current_keyring(), name, birth_year)
+    if not tags:
         return []
-    wanted = same_person_key(name, birth_year)
     candidates = db.session.scalars(
         sa.select(Person).join(DataKey, Person.data_key_id == DataKey.id)
-        .where(Person.name_tag == tag, DataKey.destroyed_at.is_(None))
+        .where(Person.name_tag.in_(tags), DataKey.destroyed_at.is_(None))
         .order_by(Person.id)
     ).all()
     matches = []
     for person in candidates:
         identity = read_identity(person)
         if isinstance(identity, dict) and identity.get("name") and \
-                same_person_key(str(identity["name"]), identity.get("birth_year")) == wanted:
+                same_person(name, birth_year, str(identity["name"]), identity.get("birth_year")):
             matches.append(person)
     record_event(AuditAction.IDENTITY_MATCH_CHECKED, actor=actor, target_type="person",
                  target_ids=[p.id for p in matches], details={"candidates": len(candidates), "matches": len(matches)})

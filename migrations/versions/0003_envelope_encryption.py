@@ -118,6 +118,16 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # Two-factor seeds sealed under accounts' data keys cannot be read without `data_keys`: going back would lock
+    # every such account out, and would destroy every testimony and identity. Refuse instead.
+    bind = op.get_bind()
+    sealed = bind.execute(sa.text("SELECT count(*) FROM accounts WHERE data_key_id IS NOT NULL")).scalar()
+    records = bind.execute(sa.text("SELECT count(*) FROM data_keys")).scalar()
+    if sealed or records:
+        raise RuntimeError(
+            f"Refusing to downgrade below 0003: {records} data key(s) exist ({sealed} of them sealing two-factor "
+            "seeds); without them the testimonies, identities and seeds they protect are lost for good."
+        )
     with op.batch_alter_table('accounts', schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f('fk_accounts_data_key_id_data_keys'), type_='foreignkey')
         batch_op.drop_constraint(batch_op.f('uq_accounts_data_key_id'), type_='unique')
