@@ -286,15 +286,16 @@ def keys_rewrap(batch_size: int) -> None:
         try:
             with click.progressbar(length=total, label=f"Rewrapping under KEK version {target}",
                                    file=sys.stderr) as bar:
+                last_id = 0
                 while True:
-                    before = len(unreadable)
-                    examined = rewrap_batch(db.session(), ctx.keyring, target=target, batch_size=batch_size,
-                                            unreadable=unreadable)
+                    batch = rewrap_batch(db.session(), ctx.keyring, target=target, batch_size=batch_size,
+                                         after_id=last_id, unreadable=unreadable)
                     db.session.commit()
-                    if not examined:
+                    if not batch.examined:
                         break
-                    done += examined - (len(unreadable) - before)
-                    bar.update(examined)
+                    done += batch.rewrapped
+                    last_id = batch.last_id
+                    bar.update(batch.examined)
         except PrimaryChanged:
             db.session.rollback()
             raise click.ClickException(

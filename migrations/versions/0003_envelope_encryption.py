@@ -28,9 +28,6 @@ def upgrade() -> None:
     sa.CheckConstraint('(destroyed_at IS NULL AND wrapped IS NOT NULL AND kek_version IS NOT NULL) OR (destroyed_at IS NOT NULL AND wrapped IS NULL AND kek_version IS NULL)', name=op.f('ck_data_keys_wrapped_or_destroyed')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_data_keys'))
     )
-    with op.batch_alter_table('data_keys', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_data_keys_kek_version'), ['kek_version'], unique=False)
-
     op.create_table('kek_versions',
     sa.Column('version', sa.Integer(), autoincrement=False, nullable=False),
     sa.Column('state', sa.String(length=16), nullable=False),
@@ -148,7 +145,4 @@ def downgrade() -> None:
 
     op.drop_table('persons')
     op.drop_table('kek_versions')
-    with op.batch_alter_table('data_keys', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_data_keys_kek_version'))
-
     op.drop_table('data_keys')

@@ -282,7 +282,7 @@ def test_a_rewrap_interrupted_half_way_resumes_and_a_batch_that_fails_changes_no
     with app.app_context():
         keyring = current_keyring()
         for _ in range(2):
-            assert datakeys_module.rewrap_batch(db.session(), keyring, target=2, batch_size=3) == 3
+            assert datakeys_module.rewrap_batch(db.session(), keyring, target=2, batch_size=3).rewrapped == 3
             db.session.commit()
     keys = instance.data_keys()
     assert sorted(v for v, _ in keys.values()) == [1] * 6 + [2] * 6

@@ -59,7 +59,7 @@ def _fold_word(word: str) -> str:
 
 
 def _fold(words: list[str], azerbaijani: bool) -> str:
-    out = []
+    out: list[str] = []
     for word in words:
         if _LATIN_WORD.match(word):
             word = word.translate(_AZ_LATIN) if azerbaijani else _english_latin(word)

@@ -39,6 +39,7 @@ __all__ = [
     "KeyDestroyed",
     "KekStatus",
     "PrimaryChanged",
+    "RewrapBatch",
     "create_data_key",
     "destroy_data_key",
     "kek_status",
@@ -166,40 +167,58 @@ def destroy_data_key(row: DataKey) -> None:
     row.destroyed_at = utcnow()
 
 
-def rewrap_batch(session: Session, keyring: Keyring, *, target: int, batch_size: int,
-                 unreadable: set[int] | None = None) -> int:
-    """Rewrap up to `batch_size` data keys not yet under KEK version `target`; returns how many it examined.
+@dataclass(frozen=True)
+class RewrapBatch:
+    """What one call of `rewrap_batch` did: keys examined and rewrapped, and the last id it looked at."""
+
+    examined: int
+    rewrapped: int
+    last_id: int
+
+
+# PostgreSQL: one statement per batch, the new wrappings passed as arrays; ``id = ANY`` lets the planner look the
+# batch's rows up by primary key instead of hashing the whole table against the arrays.
+_REWRAP_POSTGRESQL = sa.text(
+    "UPDATE data_keys SET wrapped = b.wrapped, kek_version = :target, rewrapped_at = :now "
+    "FROM unnest(CAST(:ids AS bigint[]), CAST(:olds AS integer[]), CAST(:wrapped AS bytea[])) AS b (id, old, wrapped) "
+    "WHERE data_keys.id = b.id AND data_keys.kek_version = b.old AND data_keys.id = ANY(CAST(:ids AS bigint[]))"
+)
+
+
+def rewrap_batch(session: Session, keyring: Keyring, *, target: int, batch_size: int, after_id: int = 0,
+                 unreadable: set[int] | None = None) -> RewrapBatch:
+    """Rewrap up to `batch_size` data keys with ids above `after_id` not yet under KEK version `target`.
 
     Only the wrapping changes, in one statement per batch that also checks each key is still under the version it
-    was read with, so a key shredded or rewrapped meanwhile by someone else is left alone. Call it until it returns
-    0; after an interruption, calling it again simply continues, since what is left is whatever is not on `target`.
+    was read with, so a key shredded or rewrapped meanwhile by someone else is left alone. Call it with the
+    previous batch's `last_id` until it examines nothing; after an interruption, start again from 0: what is left is
+    whatever is not on `target`.
 
     A data key that does not unwrap (damaged, or under a KEK version the keyring lacks) raises `Unreadable`, unless
-    a set is passed as `unreadable`: then its id is added there, it is left as it is and skipped from then on.
+    a set is passed as `unreadable`: then its id is added there and it is left as it is.
     """
     # Still the primary version? Checked in this batch's transaction (locked for share on PostgreSQL, so a rotation
     # or a retirement waits for the batch): a rewrap left running across a rotation must not move keys back to a
     # version that is about to be retired.
+    postgresql = session.get_bind().dialect.name == "postgresql"
     state_query = sa.select(KekVersion.state).where(KekVersion.version == target)
-    if session.get_bind().dialect.name == "postgresql":
+    if postgresql:
         state_query = state_query.with_for_update(read=True)
     if session.scalar(state_query) != "primary":
         raise PrimaryChanged(f"KEK version {target} is no longer the primary version; run the rewrap again.")
     table = cast(sa.Table, DataKey.__table__)
-    query = (
+    rows: Sequence[Any] = session.execute(
         sa.select(table.c.id, table.c.owner, table.c.kek_version, table.c.wrapped)
-        .where(table.c.kek_version.is_not(None), table.c.kek_version != target)
+        .where(table.c.id > after_id, table.c.kek_version.is_not(None), table.c.kek_version != target)
         .order_by(table.c.id)
         .limit(batch_size)
-    )
-    if unreadable:
-        query = query.where(table.c.id.not_in(sorted(unreadable)))
-    rows: Sequence[Any] = session.execute(query).all()
+    ).all()
     if not rows:
-        return 0
+        return RewrapBatch(0, 0, after_id)
     new_kek = keyring.kek(target)
-    now = utcnow()
-    params = []
+    ids: list[int] = []
+    olds: list[int] = []
+    wrappings: list[bytes] = []
     for key_id, owner, version, wrapped in rows:
         try:
             if wrapped_kek_version(wrapped) != version:
@@ -210,16 +229,22 @@ def rewrap_batch(session: Session, keyring: Keyring, *, target: int, batch_size:
                 raise
             unreadable.add(key_id)
             continue
-        params.append({"b_id": key_id, "b_old": version,
-                       "b_wrapped": wrap_data_key(new_kek, target, data_key, key_id=key_id, owner=owner)})
-    if params:
-        session.connection().execute(
-            table.update()
-            .where(table.c.id == sa.bindparam("b_id"), table.c.kek_version == sa.bindparam("b_old"))
-            .values(wrapped=sa.bindparam("b_wrapped"), kek_version=target, rewrapped_at=now),
-            params,
-        )
-    return len(rows)
+        ids.append(key_id)
+        olds.append(version)
+        wrappings.append(wrap_data_key(new_kek, target, data_key, key_id=key_id, owner=owner))
+    if ids:
+        now = utcnow()
+        if postgresql:
+            session.execute(_REWRAP_POSTGRESQL,
+                            {"target": target, "now": now, "ids": ids, "olds": olds, "wrapped": wrappings})
+        else:
+            session.connection().execute(
+                table.update()
+                .where(table.c.id == sa.bindparam("b_id"), table.c.kek_version == sa.bindparam("b_old"))
+                .values(wrapped=sa.bindparam("b_wrapped"), kek_version=target, rewrapped_at=now),
+                [{"b_id": i, "b_old": o, "b_wrapped": w} for i, o, w in zip(ids, olds, wrappings, strict=True)],
+            )
+    return RewrapBatch(len(rows), len(ids), int(rows[-1][0]))
 
 
 @dataclass(frozen=True)

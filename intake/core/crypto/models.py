@@ -34,7 +34,8 @@ class DataKey(Base):
 
     id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
     owner: Mapped[str] = mapped_column(sa.String(16))
-    kek_version: Mapped[int | None] = mapped_column(sa.Integer, index=True)
+    # Not indexed: rewrapping changes it on every row, and without an index PostgreSQL can update rows in place (HOT).
+    kek_version: Mapped[int | None] = mapped_column(sa.Integer)
     wrapped: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     rewrapped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
