@@ -267,7 +267,7 @@ def keys_rotate() -> None:
 
 @keys_group.command("rewrap", help="Rewrap data keys under the primary KEK version, in batches; safe to interrupt "
                                    "and run again.")
-@click.option("--batch-size", type=click.IntRange(1, 100_000), default=1000, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1, 100_000), default=5000, show_default=True)
 def keys_rewrap(batch_size: int) -> None:
     from intake.core.audit import AuditAction
     from intake.core.crypto.datakeys import PrimaryChanged, primary_kek_version, rewrap_batch

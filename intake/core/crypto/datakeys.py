@@ -176,12 +176,12 @@ class RewrapBatch:
     last_id: int
 
 
-# PostgreSQL: one statement per batch, the new wrappings passed as arrays; ``id = ANY`` lets the planner look the
-# batch's rows up by primary key instead of hashing the whole table against the arrays.
+# PostgreSQL: one statement per batch, the new wrappings passed as arrays. The batch is a run of consecutive ids, so
+# the id range lets the planner read just those rows by primary key instead of scanning the table for each batch.
 _REWRAP_POSTGRESQL = sa.text(
     "UPDATE data_keys SET wrapped = b.wrapped, kek_version = :target, rewrapped_at = :now "
     "FROM unnest(CAST(:ids AS bigint[]), CAST(:olds AS integer[]), CAST(:wrapped AS bytea[])) AS b (id, old, wrapped) "
-    "WHERE data_keys.id = b.id AND data_keys.kek_version = b.old AND data_keys.id = ANY(CAST(:ids AS bigint[]))"
+    "WHERE data_keys.id = b.id AND data_keys.kek_version = b.old AND data_keys.id BETWEEN :low AND :high"
 )
 
 
@@ -235,8 +235,8 @@ def rewrap_batch(session: Session, keyring: Keyring, *, target: int, batch_size:
     if ids:
         now = utcnow()
         if postgresql:
-            session.execute(_REWRAP_POSTGRESQL,
-                            {"target": target, "now": now, "ids": ids, "olds": olds, "wrapped": wrappings})
+            session.execute(_REWRAP_POSTGRESQL, {"target": target, "now": now, "ids": ids, "olds": olds,
+                                                 "wrapped": wrappings, "low": ids[0], "high": ids[-1]})
         else:
             session.connection().execute(
                 table.update()

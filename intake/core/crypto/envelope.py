@@ -24,6 +24,7 @@ data key id, fails to open; a data key relabelled with another KEK version or ow
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
 from dataclasses import dataclass
@@ -76,13 +77,20 @@ def random_nonce() -> bytes:
 
 def frame(*parts: str | int) -> bytes:
     """Encode binding parts unambiguously: each as a 2-byte big-endian length followed by its UTF-8 text."""
-    out = bytearray()
+    out = []
     for part in parts:
-        data = str(part).encode("utf-8")
+        data = (part if isinstance(part, str) else str(part)).encode("utf-8")
         if len(data) > 0xFFFF:
             raise ValueError("binding part too long")
-        out += len(data).to_bytes(2, "big") + data
-    return bytes(out)
+        out.append(len(data).to_bytes(2, "big"))
+        out.append(data)
+    return b"".join(out)
+
+
+@functools.lru_cache(maxsize=16)
+def _kek_cipher(kek: bytes) -> AESGCM:
+    # Rewrapping turns over every data key with the same two KEKs; their key schedules are set up once.
+    return AESGCM(kek)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +147,7 @@ def wrap_data_key(kek: bytes, kek_version: int, data_key: bytes, *, key_id: int,
         raise ValueError("data keys and KEKs are 32 bytes (AES-256)")
     nonce = random_nonce()
     header = _WRAP_HEADER.pack(_WRAP_MAGIC, WRAP_FORMAT, kek_version)
-    return header + nonce + AESGCM(kek).encrypt(nonce, data_key, _wrap_aad(owner, key_id, kek_version))
+    return header + nonce + _kek_cipher(kek).encrypt(nonce, data_key, _wrap_aad(owner, key_id, kek_version))
 
 
 def wrapped_kek_version(wrapped: bytes) -> int:
@@ -160,7 +168,7 @@ def unwrap_data_key(kek: bytes, wrapped: bytes, *, key_id: int, owner: str) -> b
     nonce = wrapped[_WRAP_HEADER.size : _WRAP_HEADER.size + NONCE_BYTES]
     body = wrapped[_WRAP_HEADER.size + NONCE_BYTES :]
     try:
-        return AESGCM(kek).decrypt(nonce, body, _wrap_aad(owner, key_id, kek_version))
+        return _kek_cipher(kek).decrypt(nonce, body, _wrap_aad(owner, key_id, kek_version))
     except InvalidTag:
         raise Unreadable(f"data key {key_id} does not unwrap under KEK version {kek_version}") from None
 
