@@ -20,6 +20,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from flask import Flask
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from intake.all_models import metadata
 from intake.core.crypto.envelope import Unreadable, field_data_key_id
@@ -439,3 +441,29 @@ def test_a_shred_undone_by_a_savepoint_or_by_the_outer_transaction_deletes_no_fi
     with store_app.app_context():
         attachment = db.session.get(Attachment, attachment_id)
         assert b"".join(testimony_ops.attachment_content(attachment, store_app.config)) == content
+
+
+SCRIPTS = st.sampled_from([
+    st.characters(min_codepoint=0x0531, max_codepoint=0x058F),  # Armenian
+    st.characters(min_codepoint=0x0400, max_codepoint=0x04FF),  # Cyrillic
+    st.sampled_from("abcçdeəfgğhxıijkqlmnoöprsştuüvyz ABCÇDEƏFGĞHXIİJKQLMNOÖPRSŞTUÜVYZ"),  # Azerbaijani Latin
+    st.characters(min_codepoint=0x20, max_codepoint=0x7E),  # English
+])
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_sealed_fields_round_trip_through_the_database(app: Flask, data: st.DataObject) -> None:
+    alphabet = data.draw(SCRIPTS)
+    narrative = data.draw(st.one_of(st.just(""), st.text(alphabet, max_size=300),
+                                    st.text(alphabet, min_size=1, max_size=40).map(lambda t: t * 1000)))
+    name = data.draw(st.text(alphabet, max_size=80))
+    with app.app_context():
+        testimony = new_record(narrative=narrative, name=name)
+        db.session.commit()
+        testimony_id = testimony.id
+    with app.app_context():
+        testimony = db.session.get(StoredTestimony, testimony_id)
+        person = db.session.scalar(sa.select(Person).where(Person.pseudonym == testimony.pseudonym))
+        assert testimony_ops.read_narrative(testimony) == narrative
+        assert identity_ops.read_identity(person) == {"name": name, "birth_year": 1984}
