@@ -11,9 +11,10 @@ These functions change the current database session and never commit; the caller
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -178,11 +179,31 @@ class RewrapBatch:
 
 # PostgreSQL: one statement per batch, the new wrappings passed as arrays. The batch is a run of consecutive ids, so
 # the id range lets the planner read just those rows by primary key instead of scanning the table for each batch.
-_REWRAP_POSTGRESQL = sa.text(
-    "UPDATE data_keys SET wrapped = b.wrapped, kek_version = :target, rewrapped_at = :now "
-    "FROM unnest(CAST(:ids AS bigint[]), CAST(:olds AS integer[]), CAST(:wrapped AS bytea[])) AS b (id, old, wrapped) "
-    "WHERE data_keys.id = b.id AND data_keys.kek_version = b.old AND data_keys.id BETWEEN :low AND :high"
+_REWRAP_POSTGRESQL_SQL = (
+    "UPDATE data_keys SET wrapped = b.wrapped, kek_version = %s, rewrapped_at = %s "
+    "FROM unnest(%s::bigint[], %s::integer[], %s::bytea[]) AS b (id, old, wrapped) "
+    "WHERE data_keys.id = b.id AND data_keys.kek_version = b.old AND data_keys.id BETWEEN %s AND %s"
 )
+
+
+_PENDING_POSTGRESQL_SQL = (
+    "SELECT id, owner, kek_version, wrapped FROM data_keys "
+    "WHERE id > %s AND kek_version IS NOT NULL AND kek_version <> %s ORDER BY id LIMIT %s"
+)
+
+
+@contextlib.contextmanager
+def _driver_cursor(session: Session) -> Iterator[Any]:
+    """A psycopg cursor on the session's connection, inside its transaction.
+
+    Rewrapping moves every wrapped key through the client and back; with psycopg's binary format the keys and the
+    arrays of new wrappings travel as bytes rather than as hex text that both sides must encode and parse.
+    """
+    cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        yield cursor
+    finally:
+        cursor.close()
 
 
 def rewrap_batch(session: Session, keyring: Keyring, *, target: int, batch_size: int, after_id: int = 0,
@@ -207,12 +228,17 @@ def rewrap_batch(session: Session, keyring: Keyring, *, target: int, batch_size:
     if session.scalar(state_query) != "primary":
         raise PrimaryChanged(f"KEK version {target} is no longer the primary version; run the rewrap again.")
     table = cast(sa.Table, DataKey.__table__)
-    rows: Sequence[Any] = session.execute(
-        sa.select(table.c.id, table.c.owner, table.c.kek_version, table.c.wrapped)
-        .where(table.c.id > after_id, table.c.kek_version.is_not(None), table.c.kek_version != target)
-        .order_by(table.c.id)
-        .limit(batch_size)
-    ).all()
+    if postgresql:
+        with _driver_cursor(session) as cursor:
+            cursor.execute(_PENDING_POSTGRESQL_SQL, (after_id, target, batch_size), binary=True)
+            rows: Sequence[Any] = cursor.fetchall()
+    else:
+        rows = session.execute(
+            sa.select(table.c.id, table.c.owner, table.c.kek_version, table.c.wrapped)
+            .where(table.c.id > after_id, table.c.kek_version.is_not(None), table.c.kek_version != target)
+            .order_by(table.c.id)
+            .limit(batch_size)
+        ).all()
     if not rows:
         return RewrapBatch(0, 0, after_id)
     new_kek = keyring.kek(target)
@@ -235,8 +261,9 @@ def rewrap_batch(session: Session, keyring: Keyring, *, target: int, batch_size:
     if ids:
         now = utcnow()
         if postgresql:
-            session.execute(_REWRAP_POSTGRESQL, {"target": target, "now": now, "ids": ids, "olds": olds,
-                                                 "wrapped": wrappings, "low": ids[0], "high": ids[-1]})
+            with _driver_cursor(session) as cursor:
+                cursor.execute(_REWRAP_POSTGRESQL_SQL, (target, now, ids, olds, wrappings, ids[0], ids[-1]),
+                               binary=True)
         else:
             session.connection().execute(
                 table.update()

@@ -197,12 +197,12 @@ def field_data_key_id(ciphertext: bytes) -> int:
 def open_field(key: OpenDataKey, binding: Binding, ciphertext: bytes) -> bytes:
     """Decrypt a value made by `seal_field` for the same place and data key."""
     key_id = field_data_key_id(ciphertext)
-    where = f"{binding.table}.{binding.field} of row {binding.row_id}"
     if key_id != key.key_id:
-        raise Unreadable(f"{where} is sealed under another data key")
+        raise Unreadable(f"{binding.table}.{binding.field} of row {binding.row_id} is sealed under another data key")
     nonce = ciphertext[_FIELD_HEADER.size : _FIELD_HEADER.size + NONCE_BYTES]
     body = ciphertext[_FIELD_HEADER.size + NONCE_BYTES :]
     try:
         return key.aead.decrypt(nonce, body, _field_aad(binding, key_id))
     except InvalidTag:
-        raise Unreadable(f"{where} failed to open (altered, or moved from elsewhere)") from None
+        raise Unreadable(f"{binding.table}.{binding.field} of row {binding.row_id} failed to open (altered, or "
+                         "moved from elsewhere)") from None
