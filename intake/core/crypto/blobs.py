@@ -20,6 +20,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from intake.core.db import db
+from intake.core.files import fsync_directory
 
 log = logging.getLogger("intake.blobs")
 
@@ -29,19 +30,6 @@ _PENDING = "intake.blobs.pending"
 _WRITTEN = "written"
 _TO_DELETE = "delete"
 _BATCH = 16  # chunks per INSERT: about 1 MiB at the default chunk size
-
-
-def _fsync_directory(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def new_blob_name() -> str:
@@ -135,7 +123,7 @@ class FileBlobStore:
             handle.flush()
             os.fsync(handle.fileno())  # on disk before the transaction that names it can commit
         for directory in (path.parent, path.parent.parent):
-            _fsync_directory(directory)  # and its name too
+            fsync_directory(directory)  # and its name too
         return total
 
     def read(self, attachment: Any, chunk_bytes: int) -> Iterator[bytes]:

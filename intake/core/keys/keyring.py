@@ -42,6 +42,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from intake.core.files import fsync_directory
+
 __all__ = [
     "DEFAULT_SCRYPT_N",
     "MIN_PASSPHRASE_LENGTH",
@@ -185,20 +187,6 @@ def _derive_sealing_key(passphrase: str, salt: bytes, n: int) -> bytes:
     return kdf.derive(_normalise_passphrase(passphrase))
 
 
-def _fsync_directory(directory: Path) -> None:
-    """Make the rename itself durable; best effort, since not every platform can fsync a directory."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _write_atomically(path: Path, data: bytes, *, overwrite: bool) -> None:
     """Write ``data`` to ``path`` with mode 0600 so that readers see either the old file or the new one.
 
@@ -229,7 +217,7 @@ def _write_atomically(path: Path, data: bytes, *, overwrite: bool) -> None:
                 raise KeyringError(f"Cannot write keyring {path}: {exc.strerror or exc}.") from None
         else:
             _link_new(tmp, path)
-        _fsync_directory(directory)
+        fsync_directory(directory)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
