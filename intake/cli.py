@@ -314,6 +314,16 @@ def keys_rewrap(batch_size: int) -> None:
                                                           "complete": not unreadable,
                                                           **({"unreadable": sorted(unreadable)}
                                                              if unreadable else {})}))
+        # Keys created meanwhile under an older version (by a process that could not reload the keyring) may sit
+        # behind the walk's position: say how many are left rather than claim there are none.
+        left = db.session.scalar(sa.select(sa.func.count()).where(
+            DataKey.kek_version.is_not(None), DataKey.kek_version != target)) or 0
+        db.session.rollback()
+    if left > len(unreadable):
+        raise click.ClickException(
+            f"Rewrapped {done} data key(s); {left - len(unreadable)} more appeared under an older KEK version while "
+            "the rewrap ran (a service that has not reloaded the keyring): restart such services, then run "
+            "`intake keys rewrap` again.")
     if unreadable:
         raise click.ClickException(
             f"Rewrapped {done} data key(s), but {len(unreadable)} could not be unwrapped and were left as they are "
@@ -385,8 +395,9 @@ def keys_change_passphrase(new_file: Path | None) -> None:
     with ctx.app.app_context(), _writing():
         _commit_or_fail(lambda: _audit_key_event(AuditAction.KEYRING_PASSPHRASE_CHANGED, details={}))
     click.echo(f"{ctx.path} is now sealed with the new passphrase. Give the service the new passphrase "
-               "(INTAKE_KEYRING_PASSPHRASE_FILE or INTAKE_KEYRING_PASSPHRASE) before it next starts, and re-seal "
-               "keyring backups if they used the old one.")
+               "(INTAKE_KEYRING_PASSPHRASE_FILE or INTAKE_KEYRING_PASSPHRASE) now: running services read the "
+               "passphrase file again when they reload the keyring after a rotation, and need it when they next "
+               "start. Re-seal keyring backups if they used the old one.")
 
 
 @keys_group.command("backup", help="Write a sealed copy of the keyring to a new file, to keep apart from the "

@@ -29,6 +29,8 @@ class Person(Base):
     )
     identity: Mapped[bytes | None] = sealed_column("persons", "identity")
     name_tag: Mapped[str | None] = mapped_column(sa.String(8), index=True)
+    # The tag of the other reading of a Latin name (see `intake.core.crypto.blind_index`), when it has one.
+    other_name_tag: Mapped[str | None] = mapped_column(sa.String(8), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("accounts.id", ondelete="SET NULL"))
 

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from intake.core.audit import AuditAction, record_event
 from intake.core.crypto import current_keyring
-from intake.core.crypto.blind_index import name_tag, same_person, search_tags
+from intake.core.crypto.blind_index import name_tags, same_person, search_tags
 from intake.core.crypto.datakeys import create_data_key, destroy_data_key
 from intake.core.crypto.fields import Tombstone, open_value, seal_value
 from intake.core.crypto.models import DataKey
@@ -38,10 +38,12 @@ def _unused_pseudonym(prefix: str) -> str:
     raise RuntimeError("no free pseudonym found; use a longer prefix")
 
 
-def _tag_of(identity: Mapping[str, Any] | None) -> str | None:
+def _tags_of(identity: Mapping[str, Any] | None) -> list[str | None]:
+    """The person's blind-index tags, as (name_tag, other_name_tag)."""
     if not identity or not identity.get("name"):
-        return None
-    return name_tag(current_keyring(), str(identity["name"]), identity.get("birth_year"))
+        return [None, None]
+    tags: list[str | None] = list(name_tags(current_keyring(), str(identity["name"]), identity.get("birth_year")))
+    return (tags + [None, None])[:2]
 
 
 def register_person(identity: Mapping[str, Any] | None, *, actor: Any, prefix: str) -> Person:
@@ -51,8 +53,9 @@ def register_person(identity: Mapping[str, Any] | None, *, actor: Any, prefix: s
     ``addresses``; it is sealed as one document under the person's own data key and never stored in clear.
     """
     data_key, key = create_data_key("person")
+    tag, other_tag = _tags_of(identity)
     person = Person(pseudonym=_unused_pseudonym(prefix), data_key=data_key,
-                    created_by_id=getattr(actor, "id", None), name_tag=_tag_of(identity))
+                    created_by_id=getattr(actor, "id", None), name_tag=tag, other_name_tag=other_tag)
     db.session.add(person)
     db.session.flush()
     if identity:
@@ -79,7 +82,7 @@ def possible_previous_interviews(name: str, birth_year: int | None, *, actor: An
         return []
     candidates = db.session.scalars(
         sa.select(Person).join(DataKey, Person.data_key_id == DataKey.id)
-        .where(Person.name_tag.in_(tags), DataKey.destroyed_at.is_(None))
+        .where(sa.or_(Person.name_tag.in_(tags), Person.other_name_tag.in_(tags)), DataKey.destroyed_at.is_(None))
         .order_by(Person.id)
     ).all()
     matches = []
@@ -101,5 +104,6 @@ def shred_identity(person: Person, *, reason: str, actor: Any) -> None:
     destroy_data_key(person.data_key)
     person.identity = None
     person.name_tag = None
+    person.other_name_tag = None
     record_event(AuditAction.RECORD_SHREDDED, actor=actor, target_type="person", target_ids=[person.id],
                  reason=reason, details={"parts": ["identity"]})

@@ -42,6 +42,7 @@ def upgrade() -> None:
     sa.Column('data_key_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('identity', sa.LargeBinary(), nullable=True),
     sa.Column('name_tag', sa.String(length=8), nullable=True),
+    sa.Column('other_name_tag', sa.String(length=8), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('created_by_id', sa.Integer(), nullable=True),
     sa.ForeignKeyConstraint(['created_by_id'], ['accounts.id'], name=op.f('fk_persons_created_by_id_accounts'), ondelete='SET NULL'),
@@ -52,6 +53,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('persons', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_persons_name_tag'), ['name_tag'], unique=False)
+        batch_op.create_index(batch_op.f('ix_persons_other_name_tag'), ['other_name_tag'], unique=False)
 
     op.create_table('testimonies',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -141,6 +143,7 @@ def downgrade() -> None:
 
     op.drop_table('testimonies')
     with op.batch_alter_table('persons', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_persons_other_name_tag'))
         batch_op.drop_index(batch_op.f('ix_persons_name_tag'))
 
     op.drop_table('persons')

@@ -467,3 +467,20 @@ def test_sealed_fields_round_trip_through_the_database(app: Flask, data: st.Data
         person = db.session.scalar(sa.select(Person).where(Person.pseudonym == testimony.pseudonym))
         assert testimony_ops.read_narrative(testimony) == narrative
         assert identity_ops.read_identity(person) == {"name": name, "birth_year": 1984}
+
+
+def test_a_latin_name_with_two_readings_is_found_from_either_script(app: Flask) -> None:
+    with app.app_context():
+        latin = identity_ops.register_person({"name": "Cavad Aliyev", "birth_year": 1971}, actor=None, prefix="KB")
+        cyrillic = identity_ops.register_person({"name": "Нарине Арутюнян", "birth_year": 1980}, actor=None,
+                                                prefix="KB")
+        db.session.commit()
+        assert latin.name_tag and latin.other_name_tag and latin.name_tag != latin.other_name_tag
+        assert cyrillic.other_name_tag is None  # one reading, one tag
+        assert identity_ops.possible_previous_interviews("Джавад Алиев", 1971, actor=None) == [latin]
+        assert identity_ops.possible_previous_interviews("Cavad Aliyev", 1971, actor=None) == [latin]
+        assert identity_ops.possible_previous_interviews("Narine Arutyunyan", 1980, actor=None) == [cyrillic]
+        identity_ops.shred_identity(latin, reason="erasure", actor=None)
+        db.session.commit()
+        assert latin.other_name_tag is None
+        assert identity_ops.possible_previous_interviews("Джавад Алиев", 1971, actor=None) == []

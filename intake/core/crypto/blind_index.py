@@ -2,16 +2,18 @@
 
 A person's name and birth year are folded into one spelling-independent form and reduced to a short tag:
 HMAC-SHA256 under a key derived from the keyring (its own purpose, never reused), truncated to `TAG_BITS` bits.
-The tag is stored in clear beside the sealed identity. Candidates that share a tag are confirmed by decrypting their
-identities (`same_person`), so collisions of the truncated tag never reach the person asking.
+The tag (two, for a Latin name with two readings) is stored in clear beside the sealed identity. Candidates that
+share a tag are confirmed by decrypting their identities (`same_person`), so collisions of the truncated tag never
+reach the person asking.
 
 The folding, so that Armenian, Cyrillic and Latin spellings of one name meet:
 
-1. Unicode NFKC, then case folding.
+1. Unicode NFKC, then case folding (and the dot above that folding leaves after the Azerbaijani İ is dropped).
 2. Latin words are read in one of two ways. A name with a letter only Azerbaijani uses (ə ş ğ ı ç ö ü) is read as
    Azerbaijani: ə→a, ç→ch, ş→sh, ğ→gh, ı→y, ö→o, ü→u, x→kh, c→j, q→g. Any other Latin name is read as the
    English-style transliterations of Armenian and Russian names are written: x→ks, ph→f, q→k, c→k (s before e, i,
-   y; ch stays). A search tries both readings, so "Cavad" finds «Джавад»; a stored name keeps its first reading.
+   y; ch stays). A name is stored under the tags of both readings and a search tries both, so "Cavad" and
+   «Джавад» find each other.
 3. The Armenian ու→u and ւ→v; then transliteration to Latin with `anyascii`.
 4. Only the letters a–z are kept, then variants between transliterations are merged: dzh→j, iy→i, kh→h, an h not
    part of ch/sh/zh/gh is dropped (Hovhannisyan and Ovannisyan, Ilham and Ильхам), doubled letters become one.
@@ -32,7 +34,9 @@ from anyascii import anyascii
 
 from intake.core.keys import Keyring
 
-__all__ = ["TAG_BITS", "fold_name", "fold_readings", "name_tag", "same_person", "same_person_key", "search_tags"]
+__all__ = [
+    "TAG_BITS", "fold_name", "fold_readings", "name_tag", "name_tags", "same_person", "same_person_key", "search_tags",
+]
 
 TAG_BITS = 16
 _LABEL = "person-name/v1"
@@ -71,7 +75,8 @@ def _fold(words: list[str], azerbaijani: bool) -> str:
 def fold_readings(name: str) -> list[str]:
     """The spelling-independent forms of a name: the one it is stored under first, then the other reading of its
     Latin words, if it differs (see the module's description)."""
-    words = unicodedata.normalize("NFKC", name).casefold().split()
+    # Case folding turns the Azerbaijani İ into i and a combining dot above; the dot carries nothing.
+    words = unicodedata.normalize("NFKC", name).casefold().replace("\u0307", "").split()
     azerbaijani = any(_AZ_ONLY.intersection(word) for word in words)
     readings = [_fold(words, azerbaijani), _fold(words, not azerbaijani)]
     return [r for i, r in enumerate(readings) if r and r not in readings[:i]]
@@ -109,8 +114,13 @@ def search_tags(keyring: Keyring, name: str, birth_year: int | None) -> list[str
     return [_tag(keyring, folded, birth_year) for folded in fold_readings(name)]
 
 
+def name_tags(keyring: Keyring, name: str, birth_year: int | None) -> list[str]:
+    """The truncated blind-index tags a name and birth year are stored under, as hex: one per reading (at most two),
+    the first reading's first; empty when the name folds to nothing."""
+    return search_tags(keyring, name, birth_year)
+
+
 def name_tag(keyring: Keyring, name: str, birth_year: int | None) -> str | None:
-    """The truncated blind-index tag a name and birth year are stored under, as hex; None when the name folds to
-    nothing."""
-    folded = fold_name(name)
-    return _tag(keyring, folded, birth_year) if folded else None
+    """The tag of a name's first reading (see `name_tags`); None when the name folds to nothing."""
+    tags = name_tags(keyring, name, birth_year)
+    return tags[0] if tags else None

@@ -151,6 +151,7 @@ def _remove(paths: list[Path]) -> None:
 def _register(kind: str, path: Path) -> None:
     """Note a file written, or to delete, in the innermost transaction now open (a savepoint or the outer one)."""
     session = db.session()
+    session.connection()  # begins the transaction if none has begun, so the note always belongs to one
     transaction = session.get_nested_transaction() or session.get_transaction()
     session.info.setdefault(_PENDING, []).append((kind, path, transaction))
 

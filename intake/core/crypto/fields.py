@@ -83,6 +83,7 @@ CLEAR_COLUMNS: dict[tuple[str, str], str] = {
     ("persons", "pseudonym"): "the random code that stands for the person everywhere else",
     ("persons", "data_key_id"): "which data key seals the identity",
     ("persons", "name_tag"): "blind index: a keyed, truncated tag shared by many names (see README)",
+    ("persons", "other_name_tag"): "blind index of the other reading of a Latin name, as name_tag",
     ("persons", "created_at"): "when the person was first registered",
     ("persons", "created_by_id"): "the account that registered them",
     ("testimonies", "id"): "row id",
