@@ -53,14 +53,19 @@ class StartupError(Exception):
     """The service cannot start: bad configuration, or a keyring that cannot be opened. The message says why."""
 
 
-def open_keyring(settings: Mapping[str, Any]) -> Keyring:
-    """Unseal the keyring named in `settings` with the configured passphrase."""
+def passphrase_source(settings: Mapping[str, Any]) -> dict[str, str]:
+    """The configured passphrase settings, in the form `read_passphrase` takes (empty when none is configured)."""
     source: dict[str, str] = {}
     if settings["KEYRING_PASSPHRASE"]:
         source[PASSPHRASE_ENV] = settings["KEYRING_PASSPHRASE"]
     if settings["KEYRING_PASSPHRASE_FILE"]:
         source[PASSPHRASE_FILE_ENV] = settings["KEYRING_PASSPHRASE_FILE"]
-    return Keyring.open(Path(settings["KEYRING_PATH"]), read_passphrase(source))
+    return source
+
+
+def open_keyring(settings: Mapping[str, Any]) -> Keyring:
+    """Unseal the keyring named in `settings` with the configured passphrase."""
+    return Keyring.open(Path(settings["KEYRING_PATH"]), read_passphrase(passphrase_source(settings)))
 
 
 def forget_environment_passphrase(config: Mapping[str, Any] | None) -> None:

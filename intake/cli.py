@@ -106,11 +106,9 @@ def keys_init(create_passphrase_file: bool) -> None:
 
 def _passphrase(settings: dict[str, Any], *, prompt: str = "Keyring passphrase") -> str:
     """The configured keyring passphrase, or one typed at a prompt when none is configured and a person is there."""
-    source: dict[str, str] = {}
-    if settings["KEYRING_PASSPHRASE"]:
-        source["INTAKE_KEYRING_PASSPHRASE"] = settings["KEYRING_PASSPHRASE"]
-    if settings["KEYRING_PASSPHRASE_FILE"]:
-        source[PASSPHRASE_FILE_ENV] = settings["KEYRING_PASSPHRASE_FILE"]
+    from intake import passphrase_source
+
+    source = passphrase_source(settings)
     if not source and sys.stdin.isatty():
         return str(click.prompt(prompt, hide_input=True))
     try:
@@ -172,7 +170,6 @@ class _KeysContext:
             self.keyring.save(self.path, passphrase or self.passphrase)
         except KeyringError as exc:
             raise click.ClickException(f"Keyring error: {exc}") from None
-        self.app.extensions["intake.keyring"] = self.keyring
 
 
 def _audit_key_event(action: Any, *, details: dict[str, Any]) -> None:
@@ -218,7 +215,7 @@ def keys_status() -> None:
                                    "re-encrypted; run `intake keys rewrap` afterwards).")
 def keys_rotate() -> None:
     from intake.core.audit import AuditAction
-    from intake.core.crypto.datakeys import register_keyring_versions
+    from intake.core.crypto.datakeys import keys_not_under, register_keyring_versions
     from intake.core.crypto.models import KekVersion
 
     ctx = _KeysContext()
@@ -253,10 +250,7 @@ def keys_rotate() -> None:
                 elif row.state == "primary":
                     row.state = "active"
             _audit_key_event(AuditAction.KEK_ROTATED, details={"primary": primary})
-            from intake.core.crypto.models import DataKey
-
-            return db.session.scalar(sa.select(sa.func.count()).where(
-                DataKey.kek_version.is_not(None), DataKey.kek_version != primary)) or 0
+            return keys_not_under(primary)
 
         pending = _commit_or_fail(finish)
     click.echo(f"KEK version {primary} is primary: new data keys are wrapped under it.")
@@ -270,8 +264,7 @@ def keys_rotate() -> None:
 @click.option("--batch-size", type=click.IntRange(1, 100_000), default=5000, show_default=True)
 def keys_rewrap(batch_size: int) -> None:
     from intake.core.audit import AuditAction
-    from intake.core.crypto.datakeys import PrimaryChanged, primary_kek_version, rewrap_batch
-    from intake.core.crypto.models import DataKey
+    from intake.core.crypto.datakeys import PrimaryChanged, keys_not_under, primary_kek_version, rewrap_batch
 
     ctx = _KeysContext()
     done = 0
@@ -280,8 +273,7 @@ def keys_rewrap(batch_size: int) -> None:
         target = primary_kek_version(lock=False)
         if target not in ctx.keyring.kek_versions:
             raise click.ClickException(f"The database's primary KEK version {target} is not in {ctx.path}.")
-        total = db.session.scalar(sa.select(sa.func.count()).where(
-            DataKey.kek_version.is_not(None), DataKey.kek_version != target)) or 0
+        total = keys_not_under(target)
         db.session.commit()
         try:
             with click.progressbar(length=total, label=f"Rewrapping under KEK version {target}",
@@ -316,8 +308,7 @@ def keys_rewrap(batch_size: int) -> None:
                                                              if unreadable else {})}))
         # Keys created meanwhile under an older version (by a process that could not reload the keyring) may sit
         # behind the walk's position: say how many are left rather than claim there are none.
-        left = db.session.scalar(sa.select(sa.func.count()).where(
-            DataKey.kek_version.is_not(None), DataKey.kek_version != target)) or 0
+        left = keys_not_under(target)
         db.session.rollback()
     if left > len(unreadable):
         raise click.ClickException(

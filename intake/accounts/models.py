@@ -35,7 +35,8 @@ class Account(Base):
     password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     deactivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    data_key: Mapped[DataKey | None] = relationship(lazy="joined")
+    # Loaded only when the seed is used (sign-in, enrolment), not with every request's account.
+    data_key: Mapped[DataKey | None] = relationship()
     roles: Mapped[list[AccountRole]] = relationship(
         back_populates="account", cascade="all, delete-orphan", lazy="selectin", order_by="AccountRole.role"
     )

@@ -44,6 +44,7 @@ __all__ = [
     "create_data_key",
     "destroy_data_key",
     "kek_status",
+    "keys_not_under",
     "open_data_key",
     "primary_kek_version",
     "register_keyring_versions",
@@ -272,6 +273,13 @@ def rewrap_batch(session: Session, keyring: Keyring, *, target: int, batch_size:
                 [{"b_id": i, "b_old": o, "b_wrapped": w} for i, o, w in zip(ids, olds, wrappings, strict=True)],
             )
     return RewrapBatch(len(rows), len(ids), int(rows[-1][0]))
+
+
+def keys_not_under(version: int, session: Session | None = None) -> int:
+    """How many data keys (shredded ones aside) are wrapped under another KEK version than `version`."""
+    session = _session(session)
+    return session.scalar(sa.select(sa.func.count()).where(
+        DataKey.kek_version.is_not(None), DataKey.kek_version != version)) or 0
 
 
 @dataclass(frozen=True)
