@@ -149,9 +149,14 @@ def load_settings(
         values["KEYRING_PATH"] = str(Path(values["INSTANCE_PATH"]) / "keyring.sealed")
     if not values["BLOB_PATH"]:
         values["BLOB_PATH"] = str(Path(values["INSTANCE_PATH"]) / "blobs")
+    if not values["AUDIT_CHECKPOINT_FILE"]:
+        values["AUDIT_CHECKPOINT_FILE"] = str(Path(values["INSTANCE_PATH"]) / "audit-checkpoints.jsonl")
     prefix = values["PSEUDONYM_PREFIX"]
     if not (1 <= len(prefix) <= 4 and prefix.isascii() and prefix.isalpha() and prefix.isupper()):
         raise ConfigError("PSEUDONYM_PREFIX: must be 1 to 4 capital letters A to Z")
+    origin = values["AUDIT_ORIGIN"]
+    if not origin or not origin.isprintable() or any(c.isspace() or c == "+" for c in origin):
+        raise ConfigError("AUDIT_ORIGIN: must be one word of printable characters without spaces or '+'")
     secure = values["SECURE_COOKIES"]
     values["SECURE_COOKIES"] = (values["ENV"] != "development") if secure == "auto" else secure == "true"
     if values["LOCKOUT_MAX_SECONDS"] < values["LOCKOUT_BASE_SECONDS"]:

@@ -80,6 +80,17 @@ SETTINGS: tuple[Setting, ...] = (
             "`<instance>/blobs`."),
     Setting("PSEUDONYM_PREFIX", "str", "KB",
             "Letters (1 to 4, A to Z) that begin every pseudonym code, e.g. `KB-7F3Q-2K`."),
+    Setting("AUDIT_ORIGIN", "str", "intake.invalid/audit",
+            "Name of this audit log in its signed checkpoints and of the key that signs them (C2SP origin): set it "
+            "to something unique to the deployment, e.g. `docs.example.org/audit`."),
+    Setting("AUDIT_CHECKPOINT_EVERY", "int", 1000, "A signed audit checkpoint is made after this many events.",
+            minimum=1, maximum=1_000_000),
+    Setting("AUDIT_CHECKPOINT_MINUTES", "int", 60,
+            "A signed audit checkpoint is made with the first event appended this long after the previous one "
+            "(run `intake audit checkpoint` from a timer to cover a quiet log).", minimum=1, maximum=10_080),
+    Setting("AUDIT_CHECKPOINT_FILE", "path", "",
+            "File outside the database to which every signed checkpoint is appended. Empty means "
+            "`<instance>/audit-checkpoints.jsonl`; keep a copy of it elsewhere too."),
     Setting("SIGN_IN_LIMIT_PER_ADDRESS", "rate", "30 per 10 minutes",
             "Rate limit on each sign-in, enrolment and step-up step per client address."),
     Setting("SIGN_IN_LIMIT_PER_ACCOUNT", "rate", "10 per 10 minutes",

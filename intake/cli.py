@@ -42,7 +42,7 @@ def main() -> None:
 
 
 def register_commands(app: Flask) -> None:
-    for group in (db_group, users_group, tokens_group):
+    for group in (db_group, users_group, tokens_group, audit_group):
         app.cli.add_command(group)
     app.cli.add_command(setup_link)
     app.cli.add_command(doctor)
@@ -465,6 +465,83 @@ def db_current() -> None:
     from intake.core import migrate
 
     click.echo(", ".join(migrate.current_revisions(db.engine)) or "base")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Audit log
+
+
+@click.group("audit", help="The tamper-evident audit log.")
+def audit_group() -> None:
+    pass
+
+
+@audit_group.command("checkpoint", help="Sign a checkpoint over the log now (nothing happens if no event is new "
+                                        "since the last one). Run it from a timer to cover a quiet log.")
+@with_appcontext
+def audit_checkpoint() -> None:
+    from intake.core.audit import checkpoints
+    from intake.core.crypto import current_keyring
+
+    config = current_app.config
+    with _writing():
+        made = _commit_or_fail(lambda: checkpoints.checkpoint_now(
+            db.session(), keyring=current_keyring(), origin=config["AUDIT_ORIGIN"],
+            path=checkpoints.checkpoint_file(config)))
+    if made is None:
+        click.echo("No event since the last checkpoint; nothing to sign.")
+        return
+    click.echo(f"Signed checkpoint {made.id} over {made.tree_size} events (root {made.root_hash.hex()}).")
+    click.echo(f"Appended to {checkpoints.checkpoint_file(config)}.")
+
+
+@audit_group.command("verify", help="Check every hash link, the Merkle tree at every checkpoint and every "
+                                    "checkpoint signature. Exits 1 if anything is wrong.")
+@click.option("--vkey", "vkeys", multiple=True, metavar="KEY",
+              help="Trust this verifier key (name+hash+base64, as `intake audit key` prints) instead of the "
+                   "keyring's. Repeat for several.")
+@click.option("--checkpoint-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="The checkpoint file to compare with (default: AUDIT_CHECKPOINT_FILE).")
+@click.option("--no-checkpoint-file", is_flag=True, help="Check only the checkpoints in the database.")
+@click.option("--jobs", type=click.IntRange(1, 64), default=lambda: min(os.cpu_count() or 1, 4), show_default="the "
+              "number of processors, at most 4", help="Processes hashing blocks of events side by side.")
+@with_appcontext
+def audit_verify(vkeys: tuple[str, ...], checkpoint_file: Path | None, no_checkpoint_file: bool, jobs: int) -> None:
+    from intake.core.audit import service
+    from intake.core.audit.note import Verifier
+
+    try:
+        verifiers = [Verifier.from_string(v) for v in vkeys] or None
+    except ValueError as exc:
+        raise click.ClickException(f"--vkey: {exc}") from None
+    path = None if no_checkpoint_file else checkpoint_file
+    report = service.verify(verifiers=verifiers, checkpoint_file=path, use_configured_file=not no_checkpoint_file,
+                            jobs=jobs)
+    with _writing():
+        _commit_or_fail(lambda: service.record_verification(report, actor=None))
+    click.echo(f"Checked {report.events} events, {report.checkpoints} checkpoints in the database and "
+               f"{report.file_checkpoints} in the checkpoint file in {report.seconds:.3f} s "
+               f"({report.events_per_second:,.0f} events/s).")
+    if report.ok:
+        click.echo("OK: every hash link, the tree at every checkpoint and every signature hold.")
+        if report.latest_checkpoint_size < report.events:
+            click.echo(f"Events {report.latest_checkpoint_size + 1} to {report.events} are not covered by a "
+                       "checkpoint yet (`intake audit checkpoint` signs one).")
+        return
+    first = report.first_bad_seq
+    click.echo(f"FAILED: {len(report.problems)} problem(s)"
+               + (f"; the first bad event is {first}." if first is not None else "."), err=True)
+    for problem in report.problems:
+        click.echo(f"  [{problem.code}] {problem.message}", err=True)
+    sys.exit(1)
+
+
+@audit_group.command("key", help="Print the public key that verifies this log's checkpoints (C2SP vkey).")
+@with_appcontext
+def audit_key() -> None:
+    from intake.core.audit import service
+
+    click.echo(service.verifier_key().to_string())
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -170,6 +170,21 @@ class Database:
             write_intent.reset(token)
 
 
+def within_transaction(transaction: Any, ancestor: Any) -> bool:
+    """Whether session transaction `transaction` is `ancestor` or one of its savepoints (at any depth)."""
+    while transaction is not None:
+        if transaction is ancestor:
+            return True
+        transaction = transaction.parent
+    return False
+
+
+def innermost_transaction(session: Session) -> Any:
+    """The savepoint or outer transaction now open in `session` (begun first if none is)."""
+    session.connection()
+    return session.get_nested_transaction() or session.get_transaction()
+
+
 def _scope() -> int:
     # One session per application context, created with the current app's engine.
     from flask import globals as flask_globals

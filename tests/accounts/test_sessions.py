@@ -314,7 +314,7 @@ def test_a_role_change_needs_step_up_and_ends_the_targets_sessions(
     with app.app_context():
         account = db.session.get(Account, user.id)
         assert account is not None and account.role_names == ["reviewer"]
-        assert db.session.scalar(sa.select(sa.func.count(AuditEvent.id)).where(
+        assert db.session.scalar(sa.select(sa.func.count(AuditEvent.seq)).where(
             AuditEvent.action == AuditAction.ROLES_CHANGED)) == 1
 
 

@@ -54,7 +54,7 @@ def throttles(app: Flask) -> list[SignInThrottle]:
 
 def events(app: Flask, *actions: AuditAction) -> list[AuditEvent]:
     with app.app_context():
-        query = sa.select(AuditEvent).order_by(AuditEvent.id)
+        query = sa.select(AuditEvent).order_by(AuditEvent.seq)
         if actions:
             query = query.where(AuditEvent.action.in_([str(a) for a in actions]))
         rows = db.session.scalars(query).all()

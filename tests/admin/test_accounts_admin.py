@@ -54,7 +54,7 @@ def roles_of(app: Flask, user_id: int) -> list[str]:
 
 def events(app: Flask, action: str) -> list[AuditEvent]:
     with app.app_context():
-        found = db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id))
+        found = db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.seq))
         return list(found)
 
 

@@ -176,7 +176,7 @@ def audit_actions(app: Flask) -> list[str]:
     from intake.core.audit import AuditEvent
 
     with app.app_context():
-        return list(db.session.scalars(sa.select(AuditEvent.action).order_by(AuditEvent.id)))
+        return list(db.session.scalars(sa.select(AuditEvent.action).order_by(AuditEvent.seq)))
 
 
 def test_patch_me_with_a_malformed_json_body_is_a_400_problem(

@@ -14,10 +14,10 @@ def test_an_event_commits_or_rolls_back_with_the_change_it_records(app: Flask) -
     with app.app_context():
         record_event(AuditAction.ACCESS_DENIED, details={"endpoint": "x"})
         db.session.rollback()
-        assert db.session.scalar(sa.select(sa.func.count(AuditEvent.id))) == 0
+        assert db.session.scalar(sa.select(sa.func.count(AuditEvent.seq))) == 0
         record_event(AuditAction.ACCESS_DENIED, details={"endpoint": "x"})
         db.session.commit()
-        assert db.session.scalar(sa.select(sa.func.count(AuditEvent.id))) == 1
+        assert db.session.scalar(sa.select(sa.func.count(AuditEvent.seq))) == 1
 
 
 @pytest.mark.parametrize("key", ["password", "code", "token", "Secret", "narrative"])

@@ -172,7 +172,7 @@ def test_names_that_share_a_tag_are_told_apart_after_decryption(app: Flask, keyr
         assert [p.id for p in possible_previous_interviews(second, 1984, actor=None)] == [other.id]
         db.session.commit()
         checks = db.session.execute(sa.text(
-            "SELECT target_ids, details FROM audit_events WHERE action = 'identity_match_checked' ORDER BY id"
+            "SELECT target_ids, details FROM audit_events WHERE action = 'identity_match_checked' ORDER BY seq"
         )).all()
     details = [json.loads(d) if isinstance(d, str) else d for _, d in checks]
     assert details == [{"candidates": 2, "matches": 1}, {"candidates": 2, "matches": 1}]
@@ -203,7 +203,7 @@ def test_the_audit_log_of_a_check_holds_counts_never_names(app: Flask) -> None:
         assert [p.id for p in possible_previous_interviews("Джавад Алиев", 1969, actor=None)] == [person.id]
         assert possible_previous_interviews("Xaçatryan Lusine", 1969, actor=None) == []
         db.session.commit()
-        rows = [dict(r._mapping) for r in db.session.execute(sa.text("SELECT * FROM audit_events ORDER BY id"))]
+        rows = [dict(r._mapping) for r in db.session.execute(sa.text("SELECT * FROM audit_events ORDER BY seq"))]
     checks = [r for r in rows if r["action"] == "identity_match_checked"]
     details = [json.loads(r["details"]) if isinstance(r["details"], str) else r["details"] for r in checks]
     assert details[0] == {"candidates": 1, "matches": 1}

@@ -180,7 +180,7 @@ def test_an_unexpected_failure_shows_a_generic_page_and_saves_nothing(
 ) -> None:
     auth.sign_in(amira)
     with app.app_context():
-        events_before = db.session.scalar(sa.select(sa.func.count(AuditEvent.id)))
+        events_before = db.session.scalar(sa.select(sa.func.count(AuditEvent.seq)))
 
     def write_then_fail(*args: Any, **kwargs: Any) -> str:
         ops.create_account(username="ghost", roles=["reviewer"], actor=None)
@@ -204,7 +204,7 @@ def test_an_unexpected_failure_shows_a_generic_page_and_saves_nothing(
 
     with app.app_context():
         assert db.session.scalar(sa.select(Account).where(Account.username == "ghost")) is None
-        assert db.session.scalar(sa.select(sa.func.count(AuditEvent.id))) == events_before
+        assert db.session.scalar(sa.select(sa.func.count(AuditEvent.seq))) == events_before
     monkeypatch.undo()
     assert client.get("/").status_code == 200  # the session and the service carry on
 

@@ -112,7 +112,7 @@ class Instance:
         return fields
 
     def audit_actions(self) -> list[str]:
-        return [r.action for r in self.rows("SELECT action FROM audit_events ORDER BY id")]
+        return [r.action for r in self.rows("SELECT action FROM audit_events ORDER BY seq")]
 
 
 @pytest.fixture
@@ -509,7 +509,7 @@ def test_every_keys_command_says_clearly_when_the_passphrase_is_wrong(instance: 
 
 def test_the_audit_log_records_every_change_to_the_keys_and_never_a_passphrase(instance: Instance) -> None:
     seed(instance.app(), 2)
-    first = instance.rows("SELECT max(id) AS id FROM audit_events")[0].id
+    first = instance.rows("SELECT max(seq) AS id FROM audit_events")[0].id
     new_file = write_secret(instance.root / "secrets" / "new.passphrase", NEW_PASSPHRASE)
 
     ok(instance.keys("status"))
@@ -520,8 +520,8 @@ def test_the_audit_log_records_every_change_to_the_keys_and_never_a_passphrase(i
     ok(instance.keys("backup", str(instance.root / "backup.sealed"),
                      env={"INTAKE_KEYRING_PASSPHRASE_FILE": str(new_file)}))
 
-    events = instance.rows("SELECT actor_id, action, target_type, details FROM audit_events WHERE id > :first "
-                           "ORDER BY id", first=first)
+    events = instance.rows("SELECT actor_id, action, target_type, details FROM audit_events WHERE seq > :first "
+                           "ORDER BY seq", first=first)
     details = [json.loads(e.details) if isinstance(e.details, str) else e.details for e in events]
     assert [(e.action, d) for e, d in zip(events, details, strict=True)] == [
         ("kek_rotated", {"primary": 2}),

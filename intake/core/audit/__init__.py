@@ -1,22 +1,26 @@
 """The audit hook: every security-relevant event goes through `record_event`.
 
 Events are added to the current database session, so they commit or roll back together with the change they
-describe. The audit issue makes the table tamper-evident (hash chain, signed checkpoints) behind this same
-function, so callers do not change.
+describe. When the session flushes them they are numbered and hash-chained under a lock (`chain`); signed
+checkpoints over the chain's Merkle tree are made every so many events or minutes (`checkpoints`), and
+`intake audit verify` checks all of it (`verify`).
 """
 
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from flask import g, has_request_context
 
-from intake.core.audit.models import AuditEvent
-from intake.core.db import db
+from intake.core.audit import checkpoints as _checkpoints  # noqa: F401  (its commit hooks)
+from intake.core.audit.chain import add_pending
+from intake.core.audit.models import AuditCheckpoint, AuditEvent
+from intake.core.db import db, utcnow
 
-__all__ = ["AuditAction", "AuditEvent", "record_event"]
+__all__ = ["REASON_REQUIRED", "AuditAction", "AuditCheckpoint", "AuditEvent", "record_event"]
 
 
 class AuditAction(enum.StrEnum):
@@ -51,10 +55,53 @@ class AuditAction(enum.StrEnum):
     KEK_RETIRED = "kek_retired"
     KEYRING_PASSPHRASE_CHANGED = "keyring_passphrase_changed"  # noqa: S105 - an event name
     KEYRING_BACKED_UP = "keyring_backed_up"
+    RECORD_VIEWED = "record_viewed"  # details name the parts opened: content, identity, attachment, notes
+    RECORDS_SEARCHED = "records_searched"
+    CONSENT_RECORDED = "consent_recorded"
+    CONSENT_WITHDRAWN = "consent_withdrawn"
+    ACCESS_GRANTED = "access_granted"
+    ACCESS_REVOKED = "access_revoked"
+    EXPORT_BUILT = "export_built"
+    EXPORT_DOWNLOADED = "export_downloaded"
+    EXPORT_CANCELLED = "export_cancelled"
+    RECORD_SHARED = "record_shared"
+    REIDENTIFIED = "reidentified"
+    RETENTION_DISPOSED = "retention_disposed"
+    AUDIT_CHECKPOINT_SIGNED = "audit_checkpoint_signed"
+    AUDIT_VERIFIED = "audit_verified"
+    AUDIT_SEARCHED = "audit_searched"
+    AUDIT_HISTORY_VIEWED = "audit_history_viewed"
+    AUDIT_EXTRACT_EXPORTED = "audit_extract_exported"
+
+
+# Actions that mean nothing without the written reason of the person who took them.
+REASON_REQUIRED = frozenset({
+    AuditAction.REIDENTIFIED, AuditAction.ACCESS_GRANTED, AuditAction.ACCESS_REVOKED, AuditAction.RECORD_SHARED,
+    AuditAction.RETENTION_DISPOSED,
+})
 
 
 # Keys that must never appear in audit details, whatever a caller passes.
 _FORBIDDEN_DETAIL_KEYS = {"password", "code", "token", "secret", "totp", "passphrase", "narrative", "name"}
+# Details are identifiers, names of fields and parts, and counts: short strings, whole numbers, flags.
+_MAX_DETAIL_TEXT = 200
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _check_detail(key: str, value: Any) -> None:
+    if value is None or isinstance(value, (bool, int)):
+        return
+    if isinstance(value, str):
+        if len(value) > _MAX_DETAIL_TEXT:
+            raise ValueError(f"audit detail {key!r} is longer than {_MAX_DETAIL_TEXT} characters")
+        return
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            if isinstance(item, (list, tuple, dict)):
+                raise ValueError(f"audit detail {key!r} nests too deeply")
+            _check_detail(key, item)
+        return
+    raise ValueError(f"audit detail {key!r} must be text, a whole number, a flag or a list of those")
 
 
 def record_event(
@@ -69,13 +116,24 @@ def record_event(
     """Append an audit event to the current transaction and return it.
 
     `actor` is an account (anything with ``id`` and ``role_names``) or None for anonymous attempts. `details`
-    holds field names, counts and identifiers only; keys that could carry secrets or content are refused.
+    holds field names, counts and identifiers only; keys that could carry secrets or content are refused, and so
+    are values other than short text, whole numbers, flags and flat lists of those. Actions in `REASON_REQUIRED`
+    need a `reason`. The event gets its sequence number and hashes when the session flushes it.
     """
     details = dict(details or {})
     bad = _FORBIDDEN_DETAIL_KEYS.intersection(k.lower() for k in details)
     if bad:
         raise ValueError(f"audit details must not carry {sorted(bad)}")
+    for key, value in details.items():
+        if not isinstance(key, str):
+            raise ValueError("audit detail keys are text")
+        _check_detail(key, value)
+    if action in REASON_REQUIRED and not (reason and reason.strip()):
+        raise ValueError(f"{action} needs the reason it was done for")
+    if reason is not None and _CONTROL.search(reason):
+        raise ValueError("an audit reason must not contain control characters other than tabs and line breaks")
     event = AuditEvent(
+        occurred_at=utcnow(),
         action=str(action),
         actor_id=getattr(actor, "id", None),
         actor_roles=",".join(sorted(getattr(actor, "role_names", ()) or ())),
@@ -85,5 +143,5 @@ def record_event(
         details=details,
         request_id=g.get("request_id") if has_request_context() else None,
     )
-    db.session.add(event)
+    add_pending(db.session(), event)
     return event

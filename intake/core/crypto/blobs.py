@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from intake.core.db import db
+from intake.core.db import db, innermost_transaction, within_transaction
 from intake.core.files import fsync_directory
 
 log = logging.getLogger("intake.blobs")
@@ -151,17 +151,7 @@ def _remove(paths: list[Path]) -> None:
 def _register(kind: str, path: Path) -> None:
     """Note a file written, or to delete, in the innermost transaction now open (a savepoint or the outer one)."""
     session = db.session()
-    session.connection()  # begins the transaction if none has begun, so the note always belongs to one
-    transaction = session.get_nested_transaction() or session.get_transaction()
-    session.info.setdefault(_PENDING, []).append((kind, path, transaction))
-
-
-def _within(transaction: Any, ancestor: Any) -> bool:
-    while transaction is not None:
-        if transaction is ancestor:
-            return True
-        transaction = transaction.parent
-    return False
+    session.info.setdefault(_PENDING, []).append((kind, path, innermost_transaction(session)))
 
 
 def _undo(entries: list[tuple[str, Path, Any]]) -> None:
@@ -184,8 +174,8 @@ def _after_soft_rollback(session: Session, previous_transaction: Any) -> None:
     if not previous_transaction.nested:
         return
     entries = session.info.get(_PENDING, [])
-    undone = [e for e in entries if _within(e[2], previous_transaction)]
-    session.info[_PENDING] = [e for e in entries if not _within(e[2], previous_transaction)]
+    undone = [e for e in entries if within_transaction(e[2], previous_transaction)]
+    session.info[_PENDING] = [e for e in entries if not within_transaction(e[2], previous_transaction)]
     _undo(undone)
 
 

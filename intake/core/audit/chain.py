@@ -1,0 +1,173 @@
+"""The hash chain: how an event's hash is computed, and how appends are numbered and linked.
+
+An event's hash is SHA-256 over ``intake-audit-event/1`` and a newline, the previous event's hash (32 bytes; 32 zero
+bytes before the first event) and the UTF-8 of the event's columns as stored, joined by U+001F, with U+001E for an
+absent value: sequence number, time, actor id, actor roles, action, target type, target ids (canonical JSON),
+reason, details (canonical JSON), request id. No stored text may contain either character (`record_event` refuses
+control characters; JSON escapes them), so the joined text is unambiguous. Anyone can recompute it from a
+database dump; the README repeats the rule.
+
+Appends are numbered when the session flushes them, inside the transaction of the change they record. The next
+number and the previous hash are read under a lock that serialises appenders: a transaction-scoped advisory lock
+on PostgreSQL, and on SQLite the write lock writing transactions take at BEGIN IMMEDIATE. Both are released by the
+commit or rollback, so a rolled-back change leaves no event and no gap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.orm import Session, UOWTransaction
+
+from intake.core.audit.models import AuditEvent, canonical_json, format_time, parse_time
+
+DOMAIN = b"intake-audit-event/1\n"
+GENESIS = bytes(32)
+SEPARATOR = "\x1f"  # between columns (the unit separator; no stored text may contain it)
+ABSENT = "\x1e"  # an absent value (the record separator; likewise refused in stored text)
+# pg_advisory_xact_lock key: the ASCII of "auditlog" read as a signed 64-bit integer.
+ADVISORY_LOCK_KEY = int.from_bytes(b"auditlog", "big", signed=True)
+PENDING = "intake.audit.pending"
+
+_sha256 = hashlib.sha256
+
+
+def encode_event(
+    seq: int, occurred_at: str, actor_id: int | None, actor_roles: str, action: str, target_type: str | None,
+    target_ids: str, reason: str | None, details: str, request_id: str | None,
+) -> str:
+    """What an event's hash covers after the previous hash, from the stored (text) forms of its columns."""
+    return SEPARATOR.join((
+        str(seq), occurred_at, ABSENT if actor_id is None else str(actor_id), actor_roles, action,
+        ABSENT if target_type is None else target_type, target_ids, ABSENT if reason is None else reason,
+        details, ABSENT if request_id is None else request_id,
+    ))
+
+
+def encoded_column() -> sa.ColumnElement[str]:
+    """`encode_event` computed by the database over the stored columns: the verifier has the database compare it
+    with `entry`, which is what it hashes itself."""
+    separator = sa.literal(SEPARATOR, sa.Text)
+    absent = sa.literal(ABSENT, sa.Text)
+    first, *rest = (sa.func.coalesce(sa.cast(column, sa.Text), absent) for column in (
+        AuditEvent.seq, AuditEvent.occurred_at, AuditEvent.actor_id, AuditEvent.actor_roles, AuditEvent.action,
+        AuditEvent.target_type, AuditEvent.target_ids, AuditEvent.reason, AuditEvent.details, AuditEvent.request_id,
+    ))
+    expression: sa.ColumnElement[str] = first
+    for part in rest:
+        expression = expression.concat(separator).concat(part)
+    return expression
+
+
+LEAF_PREFIX = b"\x00" + DOMAIN
+
+
+def event_hash(prev_hash: bytes, entry: str) -> bytes:
+    return _sha256(LEAF_PREFIX + prev_hash + entry.encode()).digest()
+
+
+def entry_of(event: AuditEvent) -> str:
+    """The entry `event`'s attributes make (it is numbered already)."""
+    return encode_event(
+        event.seq, format_time(event.occurred_at), event.actor_id, event.actor_roles or "", event.action,
+        event.target_type, canonical_json(event.target_ids), event.reason, canonical_json(event.details),
+        event.request_id,
+    )
+
+
+def hash_of(event: AuditEvent) -> bytes:
+    """The hash `event` must carry, computed from its attributes (numbered and linked already)."""
+    return event_hash(event.prev_hash, entry_of(event))
+
+
+@dataclass(frozen=True)
+class Head:
+    """The log's last event and last checkpoint, read under the append lock."""
+
+    seq: int
+    hash: bytes
+    checkpoint_size: int | None
+    checkpoint_at: datetime | None
+
+
+_HEAD_QUERY = (
+    "SELECT (SELECT seq FROM audit_events ORDER BY seq DESC LIMIT 1), "
+    "(SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1), "
+    "(SELECT tree_size FROM audit_checkpoints ORDER BY id DESC LIMIT 1), "
+    "(SELECT created_at FROM audit_checkpoints ORDER BY id DESC LIMIT 1)"
+)
+
+
+def lock_and_read_head(connection: sa.Connection) -> Head:
+    """Take the append lock, then read the head.
+
+    On PostgreSQL both go to the server in one round trip (two statements in one simple query: each statement of
+    it takes its own snapshot, so the read sees every append committed before the lock was granted). Appenders
+    hold the lock until they commit, so every round trip saved while holding it raises the rate they append at.
+    """
+    if connection.dialect.name == "postgresql":
+        cursor: Any = connection.connection.cursor()
+        try:
+            cursor.execute(f"SELECT pg_advisory_xact_lock({ADVISORY_LOCK_KEY}); {_HEAD_QUERY}")
+            cursor.nextset()
+            row = cursor.fetchone()
+        finally:
+            cursor.close()
+    else:
+        row = connection.exec_driver_sql(_HEAD_QUERY).one()
+    seq, digest, size, at = row
+    return Head(0 if seq is None else int(seq), GENESIS if digest is None else bytes(digest),
+                None if size is None else int(size), None if at is None else parse_time(at))
+
+
+def head(connection: sa.Connection) -> tuple[int, bytes]:
+    """The last event's sequence number and hash, (0, GENESIS) for an empty log."""
+    row = connection.execute(
+        sa.select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
+    ).first()
+    return (0, GENESIS) if row is None else (int(row[0]), bytes(row[1]))
+
+
+def lock(connection: sa.Connection) -> None:
+    """Serialise appenders until this transaction ends (PostgreSQL; SQLite writers already hold the write lock)."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY})
+
+
+def add_pending(session: Session, audit_event: AuditEvent) -> None:
+    session.info.setdefault(PENDING, []).append(audit_event)
+    session.add(audit_event)
+
+
+@event.listens_for(Session, "before_flush")
+def _number_and_link(session: Session, _flush: UOWTransaction, _instances: Any) -> None:
+    pending: list[AuditEvent] = session.info.pop(PENDING, [])
+    new = session.new
+    events = [e for e in pending if e in new]
+    strays = [o for o in new if isinstance(o, AuditEvent) and o.seq is None and o not in events]
+    if strays:
+        raise RuntimeError("audit events are appended with intake.core.audit.record_event, never added directly")
+    if not events:
+        return
+    connection = session.connection()
+    current = lock_and_read_head(connection)
+    seq, previous = current.seq, current.hash
+    for audit_event in events:
+        seq += 1
+        audit_event.seq = seq
+        audit_event.prev_hash = previous
+        audit_event.entry = entry_of(audit_event)
+        audit_event.hash = previous = event_hash(previous, audit_event.entry)
+    from intake.core.audit import checkpoints
+
+    checkpoints.after_append(session, connection, events, current)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_pending(session: Session, _previous: Any) -> None:
+    session.info.pop(PENDING, None)

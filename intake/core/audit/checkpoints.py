@@ -1,0 +1,224 @@
+"""Signed checkpoints: the log's size and RFC 9162 Merkle root, signed with the keyring's audit key.
+
+A checkpoint is a C2SP tlog-checkpoint note (origin, tree size, root hash) signed as a C2SP signed note with
+Ed25519. The tree's leaf hashes are the events' hashes in sequence order (`chain`). Checkpoints are made on demand
+(`intake audit checkpoint`) and, inside the transaction that appends events, whenever `AUDIT_CHECKPOINT_EVERY`
+events or `AUDIT_CHECKPOINT_MINUTES` minutes have passed since the previous one. Each note is kept in the
+database and, once its transaction has committed, appended to the checkpoint file outside it, so deleting or
+rewriting the database's copy cannot hide a truncation.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app, has_app_context
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from intake.core.audit.chain import Head, lock
+from intake.core.audit.merkle import CompactRange
+from intake.core.audit.models import AuditCheckpoint, AuditEvent, format_time
+from intake.core.audit.note import Checkpoint, Signer, Verifier, sign_checkpoint
+from intake.core.db import innermost_transaction, utcnow, within_transaction
+from intake.core.files import fsync_directory
+from intake.core.keys import Keyring, KeyringError
+
+log = logging.getLogger("intake.audit")
+
+SIGNING_LABEL = "checkpoint-ed25519"
+FILE_NOTES = "intake.audit.file_notes"
+_BATCH = 10_000
+
+
+def signer(keyring: Keyring, origin: str) -> Signer:
+    """The Ed25519 signer of checkpoints: a seed derived from the keyring's audit-signing seed."""
+    return Signer(origin, keyring.subkey("audit-signing", label=SIGNING_LABEL))
+
+
+def verifier(keyring: Keyring, origin: str) -> Verifier:
+    return signer(keyring, origin).verifier
+
+
+def checkpoint_file(config: Any) -> Path:
+    """Where notes are appended outside the database (`AUDIT_CHECKPOINT_FILE`, else in the instance folder)."""
+    configured = config.get("AUDIT_CHECKPOINT_FILE") or ""
+    if configured:
+        return Path(configured)
+    return Path(config["INSTANCE_PATH"]) / "audit-checkpoints.jsonl"
+
+
+@dataclass(frozen=True)
+class LastCheckpoint:
+    id: int
+    tree_size: int
+    created_at: datetime
+    frontier: bytes
+
+
+def last_checkpoint(connection: sa.Connection) -> LastCheckpoint | None:
+    row = connection.execute(
+        sa.select(AuditCheckpoint.id, AuditCheckpoint.tree_size, AuditCheckpoint.created_at,
+                  AuditCheckpoint.frontier).order_by(AuditCheckpoint.id.desc()).limit(1)
+    ).first()
+    if row is None:
+        return None
+    return LastCheckpoint(int(row[0]), int(row[1]), row[2], bytes(row[3]))
+
+
+def _hashes_after(connection: sa.Connection, size: int) -> Iterator[bytes]:
+    # Per statement: `Connection.execution_options` changes the session's connection in place, and on PostgreSQL
+    # every later statement of the transaction (the checkpoint's INSERT) would then go through a server-side cursor.
+    result = connection.execute(
+        sa.select(AuditEvent.hash).where(AuditEvent.seq > size).order_by(AuditEvent.seq),
+        execution_options={"yield_per": _BATCH},
+    )
+    for (value,) in result:
+        yield bytes(value)
+
+
+def make_checkpoint(
+    session: Session, *, keyring: Keyring, origin: str, path: Path | None,
+    unflushed: Sequence[AuditEvent] = (), now: datetime | None = None,
+) -> AuditCheckpoint | None:
+    """Sign a checkpoint over every event so far (the caller holds the append lock); None if nothing is new.
+
+    `unflushed` are events numbered in the flush under way, not yet in the table.
+    """
+    connection = session.connection()
+    previous = last_checkpoint(connection)
+    tree = CompactRange() if previous is None else CompactRange.from_bytes(previous.tree_size, previous.frontier)
+    start = tree.size
+    tree.append_leaf_hashes(_hashes_after(connection, tree.size))
+    for audit_event in unflushed:
+        if audit_event.seq == tree.size + 1:
+            tree.append_leaf_hash(audit_event.hash)
+    if tree.size == start and previous is not None:
+        return None
+    root = tree.root()
+    note = sign_checkpoint(Checkpoint(origin, tree.size, root), signer(keyring, origin))
+    checkpoint = AuditCheckpoint(
+        id=1 if previous is None else previous.id + 1, created_at=now or utcnow(), tree_size=tree.size,
+        root_hash=root, frontier=tree.to_bytes(), note=note,
+    )
+    session.add(checkpoint)
+    if path is not None:
+        line = json.dumps({"id": checkpoint.id, "created_at": format_time(checkpoint.created_at),
+                           "tree_size": checkpoint.tree_size, "note": note}, ensure_ascii=False)
+        session.info.setdefault(FILE_NOTES, []).append((path, line, innermost_transaction(session)))
+    return checkpoint
+
+
+def checkpoint_now(session: Session, *, keyring: Keyring, origin: str, path: Path | None) -> AuditCheckpoint | None:
+    """An on-demand checkpoint: take the append lock, then sign."""
+    lock(session.connection())
+    return make_checkpoint(session, keyring=keyring, origin=origin, path=path)
+
+
+def is_due(connection: sa.Connection, size: int, head: Head, *, every: int, minutes: int, now: datetime) -> bool:
+    """Whether a checkpoint is due once the log holds `size` events (`head`: as read under the append lock)."""
+    covered = head.checkpoint_size or 0
+    if size - covered >= every:
+        return True
+    if size <= covered:
+        return False
+    if head.checkpoint_at is not None:
+        since = head.checkpoint_at
+    else:
+        first = connection.execute(sa.select(AuditEvent.occurred_at).where(AuditEvent.seq == 1)).scalar()
+        if first is None:
+            return False
+        since = first
+    return now - since >= timedelta(minutes=minutes)
+
+
+def after_append(session: Session, connection: sa.Connection, events: Sequence[AuditEvent], head: Head) -> None:
+    """Called under the append lock with the events just numbered: sign a checkpoint if one is due.
+
+    A checkpoint that cannot be made (no keyring in this process) is left for the next append or for
+    `intake audit checkpoint`; the change being recorded is never refused for it.
+    """
+    if not has_app_context():
+        return
+    app = current_app
+    keyring = app.extensions.get("intake.keyring")
+    if keyring is None:
+        return
+    config = app.config
+    now = utcnow()
+    if not is_due(connection, events[-1].seq, head, every=config["AUDIT_CHECKPOINT_EVERY"],
+                  minutes=config["AUDIT_CHECKPOINT_MINUTES"], now=now):
+        return
+    try:
+        make_checkpoint(session, keyring=keyring, origin=config["AUDIT_ORIGIN"], path=checkpoint_file(config),
+                        unflushed=events, now=now)
+    except KeyringError:
+        log.exception("audit checkpoint not signed")
+
+
+def append_to_file(path: Path, lines: Iterable[str]) -> None:
+    """Append notes to the checkpoint file and make them durable (the file is created owner-only)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    created = not path.exists()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, "".join(line + "\n" for line in lines).encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    if created:
+        fsync_directory(path.parent)
+
+
+@event.listens_for(Session, "after_commit")
+def _write_file_notes(session: Session) -> None:
+    if session.in_nested_transaction():  # a savepoint released: only the outermost commit counts
+        return
+    notes: list[tuple[Path, str, Any]] = session.info.pop(FILE_NOTES, [])
+    by_path: dict[Path, list[str]] = {}
+    for path, line, _ in notes:
+        by_path.setdefault(path, []).append(line)
+    for path, lines in by_path.items():
+        try:
+            append_to_file(path, lines)
+        except OSError:
+            # The checkpoint is committed in the database; verify reports it missing from the file.
+            log.exception("audit checkpoint not appended to its file", extra={"path": str(path)})
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_file_notes(session: Session, previous_transaction: Any) -> None:
+    # The checkpoints signed inside the transaction or savepoint rolled back are gone from the database too.
+    notes = session.info.get(FILE_NOTES)
+    if notes:
+        session.info[FILE_NOTES] = [n for n in notes if not within_transaction(n[2], previous_transaction)]
+
+
+def read_file(path: Path) -> list[dict[str, Any]]:
+    """The checkpoint file's entries in order (a missing file has none); malformed lines are returned as such."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    entries: list[dict[str, Any]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            entry = None
+        if not isinstance(entry, dict) or not isinstance(entry.get("note"), str):
+            entries.append({"line": number, "malformed": True})
+        else:
+            entry["line"] = number
+            entries.append(entry)
+    return entries
