@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTANCE := $(CURDIR)/instance
 
-.PHONY: run test install install-test translations extract-messages bench bench-crypto lint clean
+.PHONY: run test install install-test translations extract-messages bench bench-crypto bench-audit lint clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required")'
@@ -55,20 +55,26 @@ lint: install-test
 	$(BIN)/mypy
 
 # Benchmark against a bare Flask control (wrk + gunicorn, SQLite and PostgreSQL); e.g. make bench BENCH_ARGS="--db sqlite"
-# then the in-process crypto benchmarks (as bench-crypto; e.g. BENCH_CRYPTO_ARGS="--quick"). The crypto bench runs even
-# if the HTTP bench failed (not if it was interrupted); the exit status is the HTTP bench's if it failed, else the
-# crypto bench's.
+# then the in-process crypto benchmarks (as bench-crypto; e.g. BENCH_CRYPTO_ARGS="--quick") and the audit log
+# benchmarks (as bench-audit; e.g. BENCH_AUDIT_ARGS="--quick"). Each runs even if an earlier one failed (not if it was
+# interrupted); the exit status is the first failure's.
 bench: install
 	command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
-	@http=0; crypto=0; \
+	@http=0; crypto=0; audit=0; \
 	echo "$(BIN)/python -m bench.run $(BENCH_ARGS)"; $(BIN)/python -m bench.run $(BENCH_ARGS) || http=$$?; \
 	[ $$http -ne 130 ] || exit 130; \
 	echo "$(BIN)/python -m bench.crypto $(BENCH_CRYPTO_ARGS)"; $(BIN)/python -m bench.crypto $(BENCH_CRYPTO_ARGS) || crypto=$$?; \
-	[ $$http -eq 0 ] || exit $$http; exit $$crypto
+	[ $$crypto -ne 130 ] || exit 130; \
+	echo "$(BIN)/python -m bench.audit $(BENCH_AUDIT_ARGS)"; $(BIN)/python -m bench.audit $(BENCH_AUDIT_ARGS) || audit=$$?; \
+	[ $$http -eq 0 ] || exit $$http; [ $$crypto -eq 0 ] || exit $$crypto; exit $$audit
 
 # Only the in-process crypto benchmarks (sealed fields, attachment streams, rewrapping data keys).
 bench-crypto: install
 	$(BIN)/python -m bench.crypto $(BENCH_CRYPTO_ARGS)
+
+# Only the audit log benchmarks (verifying a million events; appends by 32 writers).
+bench-audit: install
+	$(BIN)/python -m bench.audit $(BENCH_AUDIT_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -121,12 +121,12 @@ def record_event(
     need a `reason`. The event gets its sequence number and hashes when the session flushes it.
     """
     details = dict(details or {})
+    if not all(isinstance(key, str) for key in details):
+        raise ValueError("audit detail keys are text")
     bad = _FORBIDDEN_DETAIL_KEYS.intersection(k.lower() for k in details)
     if bad:
         raise ValueError(f"audit details must not carry {sorted(bad)}")
     for key, value in details.items():
-        if not isinstance(key, str):
-            raise ValueError("audit detail keys are text")
         _check_detail(key, value)
     if action in REASON_REQUIRED and not (reason and reason.strip()):
         raise ValueError(f"{action} needs the reason it was done for")

@@ -1,11 +1,13 @@
 """The hash chain: how an event's hash is computed, and how appends are numbered and linked.
 
-An event's hash is SHA-256 over ``intake-audit-event/1`` and a newline, the previous event's hash (32 bytes; 32 zero
-bytes before the first event) and the UTF-8 of the event's columns as stored, joined by U+001F, with U+001E for an
-absent value: sequence number, time, actor id, actor roles, action, target type, target ids (canonical JSON),
-reason, details (canonical JSON), request id. No stored text may contain either character (`record_event` refuses
-control characters; JSON escapes them), so the joined text is unambiguous. Anyone can recompute it from a
-database dump; the README repeats the rule.
+An event's entry is its columns as stored, joined by U+001F, with U+001E for an absent value: sequence number,
+time, actor id, actor roles, action, target type, target ids (canonical JSON), reason, details (canonical JSON),
+request id. No stored text may contain either character (`record_event` refuses control characters; JSON escapes
+them), so the entry is unambiguous. The event's hash is SHA-256 over the byte 0x00, ``intake-audit-event/1`` and a
+newline, the previous event's hash (32 bytes; 32 zero bytes before the first event) and the UTF-8 of the entry.
+That is the RFC 9162 leaf hash of the leaf ``intake-audit-event/1\n || prev_hash || entry``: the event hashes are
+the leaf hashes of the checkpoints' Merkle tree, so one hash per event serves both the chain and the tree. Anyone
+can recompute it from a database dump; the README states the rule too.
 
 Appends are numbered when the session flushes them, inside the transaction of the change they record. The next
 number and the previous hash are read under a lock that serialises appenders: a transaction-scoped advisory lock
@@ -93,13 +95,15 @@ class Head:
     hash: bytes
     checkpoint_size: int | None
     checkpoint_at: datetime | None
+    first_at: datetime | None
 
 
 _HEAD_QUERY = (
     "SELECT (SELECT seq FROM audit_events ORDER BY seq DESC LIMIT 1), "
     "(SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1), "
     "(SELECT tree_size FROM audit_checkpoints ORDER BY id DESC LIMIT 1), "
-    "(SELECT created_at FROM audit_checkpoints ORDER BY id DESC LIMIT 1)"
+    "(SELECT created_at FROM audit_checkpoints ORDER BY id DESC LIMIT 1), "
+    "(SELECT occurred_at FROM audit_events WHERE seq = 1)"
 )
 
 
@@ -120,9 +124,10 @@ def lock_and_read_head(connection: sa.Connection) -> Head:
             cursor.close()
     else:
         row = connection.exec_driver_sql(_HEAD_QUERY).one()
-    seq, digest, size, at = row
+    seq, digest, size, at, first = row
     return Head(0 if seq is None else int(seq), GENESIS if digest is None else bytes(digest),
-                None if size is None else int(size), None if at is None else parse_time(at))
+                None if size is None else int(size), None if at is None else parse_time(at),
+                None if first is None else parse_time(first))
 
 
 def head(connection: sa.Connection) -> tuple[int, bytes]:

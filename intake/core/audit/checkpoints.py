@@ -123,21 +123,15 @@ def checkpoint_now(session: Session, *, keyring: Keyring, origin: str, path: Pat
     return make_checkpoint(session, keyring=keyring, origin=origin, path=path)
 
 
-def is_due(connection: sa.Connection, size: int, head: Head, *, every: int, minutes: int, now: datetime) -> bool:
+def is_due(size: int, head: Head, *, every: int, minutes: int, now: datetime) -> bool:
     """Whether a checkpoint is due once the log holds `size` events (`head`: as read under the append lock)."""
     covered = head.checkpoint_size or 0
     if size - covered >= every:
         return True
     if size <= covered:
         return False
-    if head.checkpoint_at is not None:
-        since = head.checkpoint_at
-    else:
-        first = connection.execute(sa.select(AuditEvent.occurred_at).where(AuditEvent.seq == 1)).scalar()
-        if first is None:
-            return False
-        since = first
-    return now - since >= timedelta(minutes=minutes)
+    since = head.checkpoint_at or head.first_at
+    return since is not None and now - since >= timedelta(minutes=minutes)
 
 
 def after_append(session: Session, connection: sa.Connection, events: Sequence[AuditEvent], head: Head) -> None:
@@ -154,7 +148,7 @@ def after_append(session: Session, connection: sa.Connection, events: Sequence[A
         return
     config = app.config
     now = utcnow()
-    if not is_due(connection, events[-1].seq, head, every=config["AUDIT_CHECKPOINT_EVERY"],
+    if not is_due(events[-1].seq, head, every=config["AUDIT_CHECKPOINT_EVERY"],
                   minutes=config["AUDIT_CHECKPOINT_MINUTES"], now=now):
         return
     try:

@@ -18,6 +18,7 @@ import multiprocessing
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,13 +108,26 @@ def _rows(connection: sa.Connection, lo: int, hi: int) -> Iterator[Sequence[Any]
         cursor.close()
 
 
-def _disagreeing_rows(engine: sa.Engine) -> list[int]:
-    """Events whose searchable columns differ from their hashed entry, compared by the database (first 50)."""
+def _disagreeing_rows(engine: sa.Engine) -> list[Problem]:
+    """Events whose searchable columns differ from their hashed entry, compared by the database (first 50).
+
+    An entry numbered for a neighbouring place is an event moved there (two events swapped, rows renumbered).
+    """
     with engine.connect() as connection:
-        return [int(seq) for (seq,) in connection.execute(
-            sa.select(AuditEvent.seq).where(AuditEvent.entry.is_distinct_from(encoded_column()))
+        rows = connection.execute(
+            sa.select(AuditEvent.seq, AuditEvent.entry).where(AuditEvent.entry.is_distinct_from(encoded_column()))
             .order_by(AuditEvent.seq).limit(MAX_PROBLEMS)
-        )]
+        ).all()
+    problems = []
+    for seq, entry in rows:
+        written = (entry or "").partition(SEPARATOR)[0]
+        if written.isdigit() and abs(int(written) - seq) == 1:
+            problems.append(Problem("out_of_order", f"event {seq} holds event {written} (events swapped or "
+                                    "renumbered)", seq=seq))
+        else:
+            problems.append(Problem("changed", f"event {seq} was changed after it was written: its columns differ "
+                                    "from the entry its hash covers", seq=seq))
+    return problems
 
 
 def _check_notes(
@@ -215,26 +229,28 @@ def verify_log(
     blocks = [(lo, min(lo + BLOCK - 1, last_seq), frozenset(size for size in by_size if lo <= size < lo + BLOCK))
               for lo in range(1, last_seq + 1, BLOCK)]
     # The database compares each event's columns with its entry while the blocks' entries are hashed here.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        disagreeing = pool.submit(_disagreeing_rows, connection.engine)
-        if jobs > 1 and len(blocks) > 1:
+    with ExitStack() as stack:
+        if jobs > 1 and len(blocks) >= 2 * jobs:
+            # Workers are forked before any thread of ours starts, and use only connections of their own.
             url = connection.engine.url.render_as_string(hide_password=False)
-            context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=min(jobs, len(blocks)), mp_context=context) as workers:
-                scanned: Iterable[_Block] = list(workers.map(_scan_block_at, *zip(
-                    *((url, lo, hi, sizes) for lo, hi, sizes in blocks), strict=True)))
+            workers = stack.enter_context(ProcessPoolExecutor(
+                max_workers=jobs, mp_context=multiprocessing.get_context("fork")))
+            futures = [workers.submit(_scan_block_at, url, lo, hi, sizes) for lo, hi, sizes in blocks]
+            scanned: Iterable[_Block] = (future.result() for future in futures)
         else:
             scanned = (_scan_block(_rows(connection, lo, hi), lo, hi, sizes) for lo, hi, sizes in blocks)
+        # The database compares each event's columns with its entry while the entries are hashed.
+        disagreeing = stack.enter_context(ThreadPoolExecutor(max_workers=1)).submit(
+            _disagreeing_rows, connection.engine)
         count = _join_blocks(report, scanned, by_size, frontiers)
-        for seq in disagreeing.result():
-            report.add(Problem("changed", f"event {seq} was changed after it was written: its columns differ from "
-                               "the entry its hash covers", seq=seq))
+        for problem in disagreeing.result():
+            report.add(problem)
     report.events = count
     for claim in claims:
-        if claim.size > count:
-            report.add(Problem("truncated", f"{claim.label} signed {claim.size} events but the log holds "
-                               f"{count}: events {count + 1} to {claim.size} were removed",
-                               seq=count + 1, checkpoint=claim.checkpoint_id))
+        if claim.size > last_seq:
+            report.add(Problem("truncated", f"{claim.label} signed {claim.size} events but the log ends at event "
+                               f"{last_seq}: events {last_seq + 1} to {claim.size} were removed",
+                               seq=last_seq + 1, checkpoint=claim.checkpoint_id))
     report.problems.sort(key=lambda p: (p.seq is None, p.seq or 0))
     report.seconds = time.perf_counter() - started
     return report
@@ -324,11 +340,15 @@ def _join_blocks(
     last_hash = GENESIS
     matched_size = 0
     count = 0
+    chain_problems: list[int] = []
     for block in blocks:
         for problem in block.problems:
             report.add(problem)
+            if problem.seq is not None:
+                chain_problems.append(problem.seq)
         if block.first_prev is not None and block.first_seq is not None and block.first_prev != last_hash:
             report.add(_broken_link(block.first_seq, block.first_prev, last_hash))
+            chain_problems.append(block.first_seq)
         if block.last_hash is not None:
             last_hash = block.last_hash
         aligned = tree.size == block.lo - 1
@@ -339,14 +359,19 @@ def _join_blocks(
             stored = frontiers.get(size)
             if joined is not None and stored is not None and stored != joined.to_bytes():
                 report.add(Problem("checkpoint_mismatch", f"the stored tree frontier at size {size} differs from "
-                                   "the log's", seq=size))
+                                   "the log's"))
+            matching = True
             for claim in by_size[size]:
                 if claim.root != root:
+                    matching = False
+                    # Name the first event the chain itself found wrong in the range, else the range's start.
+                    first = min((s for s in chain_problems if matched_size < s <= size), default=matched_size + 1)
                     report.add(Problem("root_mismatch", f"{claim.label} signed {claim.size} events with root "
-                                       f"{_short(claim.root)}…, but events {matched_size + 1} to {claim.size} "
-                                       "now give another root: the log was rewritten there",
-                                       seq=matched_size + 1, checkpoint=claim.checkpoint_id))
-            matched_size = size
+                                       f"{_short(claim.root)}…, but the log now gives another root: events "
+                                       f"{matched_size + 1} to {claim.size} were rewritten, removed or reordered",
+                                       seq=first, checkpoint=claim.checkpoint_id))
+            if matching:
+                matched_size = size
         if aligned:
             tree.extend(CompactRange.from_bytes(block.count, block.frontier))
         count += block.count
