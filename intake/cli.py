@@ -640,6 +640,24 @@ def tokens_create(username: str, name: str, days: int | None) -> None:
 # Doctor
 
 
+def _doctor_audit(config: Any) -> int:
+    """The audit log's last event and checkpoint, and whether the checkpoint file is there: one line each."""
+    from intake.core.audit import checkpoints, service
+    from intake.core.audit.models import AuditEvent
+
+    last = db.session.scalar(sa.select(sa.func.max(AuditEvent.seq))) or 0
+    latest = service.latest_checkpoint()
+    covered = latest.tree_size if latest is not None else 0
+    click.echo(f"ok       audit log holds {last} events; the latest checkpoint covers {covered}"
+               + (f" (signed {latest.created_at:%Y-%m-%d %H:%M} UTC)" if latest is not None else ""))
+    path = checkpoints.checkpoint_file(config)
+    if latest is not None and not path.is_file():
+        click.echo(f"ERROR    the audit checkpoint file {path} is missing although checkpoints exist: restore it "
+                   "from its copy")
+        return 1
+    return 0
+
+
 @click.command("doctor", help="Check the database, migrations, keyring and configuration.")
 @with_appcontext
 def doctor() -> None:
@@ -677,6 +695,7 @@ def doctor() -> None:
         if pending and not unreadable:
             click.echo(f"WARNING  {pending} data key(s) are not under the primary KEK version: run "
                        "`intake keys rewrap`")
+        problems += _doctor_audit(config)
     for warning in configuration_warnings(config):
         click.echo(f"WARNING  {warning}")
     sys.exit(1 if problems else 0)

@@ -140,3 +140,32 @@ def test_downgrading_below_the_envelope_refuses_while_data_keys_exist(empty_engi
     with pytest.raises(RuntimeError, match="Refusing to downgrade below 0003"):
         migrate.downgrade(empty_engine, "0002")
     assert migrate.is_at_head(empty_engine)
+
+
+def test_events_recorded_before_the_chain_are_chained_in_order_and_verify(empty_engine: sa.Engine) -> None:
+    from intake.core.audit.note import Signer
+    from intake.core.audit.verify import verify_log
+
+    migrate.upgrade(empty_engine, "0003")
+    with empty_engine.begin() as conn:
+        for action, actor, targets, details, reason in [
+            ("login_failed", None, "[]", '{"failures": 1}', None),
+            ("login", 3, "[3]", "{}", None),
+            ("roles_changed", 1, "[3]", '{"roles": ["reviewer"], "was": ["interviewer"]}', "Ротация смены"),
+        ]:
+            conn.execute(sa.text(
+                "INSERT INTO audit_events (occurred_at, actor_id, actor_roles, action, target_type, target_ids, "
+                "reason, details) VALUES (CURRENT_TIMESTAMP, :actor, 'admin', :action, 'account', :targets, :reason, "
+                ":details)"), {"actor": actor, "action": action, "targets": targets, "details": details,
+                               "reason": reason})
+    migrate.upgrade(empty_engine)
+    with empty_engine.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT seq, action, actor_id, details FROM audit_events ORDER BY seq").all()
+        assert [(r[0], r[1], r[2]) for r in rows] == [(1, "login_failed", None), (2, "login", 3),
+                                                      (3, "roles_changed", 1)]
+        assert rows[2][3] == '{"roles":["reviewer"],"was":["interviewer"]}'  # canonical from now on
+        report = verify_log(conn, verifiers=[Signer("test.invalid/audit", bytes(32)).verifier],
+                            origin="test.invalid/audit")
+    assert report.ok and report.events == 3, report.problems
+    with empty_engine.begin() as conn, pytest.raises(sa.exc.DatabaseError, match="append-only"):
+        conn.exec_driver_sql("UPDATE audit_events SET actor_id = 9")

@@ -28,6 +28,14 @@ def configuration_warnings(config: Any) -> list[str]:
         warnings.append("secure cookies are off (INTAKE_SECURE_COOKIES); serve over HTTPS in production.")
     if config["ENV"] == "development":
         warnings.append("INTAKE_ENV is development.")
+    if config["AUDIT_ORIGIN"] == "intake.invalid/audit" and config["ENV"] != "development":
+        warnings.append("INTAKE_AUDIT_ORIGIN is the default: name the audit log after this deployment (e.g. "
+                        "docs.example.org/audit) before its first checkpoints are shared, since notes carry it.")
+    checkpoint_file = Path(config["AUDIT_CHECKPOINT_FILE"]).resolve()
+    if checkpoint_file.parent == Path(config["INSTANCE_PATH"]).resolve():
+        warnings.append(f"the audit checkpoint file {checkpoint_file} is kept beside the database: copy it off "
+                        "the server regularly (or point INTAKE_AUDIT_CHECKPOINT_FILE elsewhere), since it is what "
+                        "proves a truncated or rewritten log wrong.")
     if not config["REDIS_URL"]:
         warnings.append("no INTAKE_REDIS_URL: rate limits are kept per worker process; with several workers or "
                         "hosts, configure Redis.")

@@ -160,6 +160,7 @@ def test_keys_init_then_doctor_reports_the_state_of_a_new_installation(tmp_path:
     assert "ok       database reachable (sqlite)" in after.stdout
     assert re.search(r"ok +migrations at head", after.stdout)
     assert re.search(r"ok +keyring .* opened", after.stdout)
+    assert re.search(r"ok +audit log holds \d+ events; the latest checkpoint covers 0", after.stdout)
     assert re.search(r"WARNING +the keyring passphrase file .*keyring\.passphrase sits beside the data", after.stdout)
     assert "Traceback" not in after.stderr
 
@@ -192,8 +193,21 @@ def test_doctor_warns_only_when_the_passphrase_file_sits_beside_the_data(tmp_pat
         warnings = configuration_warnings(settings)
         assert any("passphrase file" in w and "beside the data" in w for w in warnings) is warned
     production = load_settings(environ={"INTAKE_INSTANCE_PATH": str(instance),
-                                        "INTAKE_REDIS_URL": "redis://cache.internal:6379/0"})
+                                        "INTAKE_REDIS_URL": "redis://cache.internal:6379/0",
+                                        "INTAKE_AUDIT_ORIGIN": "docs.example.org/audit",
+                                        "INTAKE_AUDIT_CHECKPOINT_FILE": str(tmp_path / "offsite" / "cp.jsonl")})
     assert configuration_warnings(production) == []
+
+
+def test_doctor_warns_about_an_unnamed_audit_log_and_checkpoints_kept_beside_the_database(tmp_path: Path) -> None:
+    from config import load_settings
+    from intake.cli import configuration_warnings
+
+    settings = load_settings(environ={"INTAKE_INSTANCE_PATH": str(tmp_path / "instance"),
+                                      "INTAKE_REDIS_URL": "redis://cache.internal:6379/0"})
+    warnings = configuration_warnings(settings)
+    assert any("INTAKE_AUDIT_ORIGIN is the default" in w for w in warnings)
+    assert any("audit checkpoint file" in w and "copy it off the server" in w for w in warnings)
 
 
 # ---------------------------------------------------------------------------------------------------------------

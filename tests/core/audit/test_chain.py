@@ -331,6 +331,26 @@ def test_no_checkpoint_is_signed_for_an_interval_without_new_events(
         assert len(checkpoints()) == 1 and len(file_lines(app)) == 1
 
 
+def test_doctor_reports_the_log_and_fails_when_the_checkpoint_file_is_gone(make_app: Callable[..., Flask]) -> None:
+    app = make_app()
+    with app.app_context():
+        append(3)
+        db.session.commit()
+    runner = app.test_cli_runner()
+    token = write_intent.set(None)  # as in a shell: the commands choose their own transactions
+    try:
+        assert runner.invoke(args=["audit", "checkpoint"]).exit_code == 0
+        healthy = runner.invoke(args=["doctor"])
+        cp.checkpoint_file(app.config).unlink()
+        broken = runner.invoke(args=["doctor"])
+    finally:
+        write_intent.reset(token)
+    assert healthy.exit_code == 0, healthy.output
+    assert "ok       audit log holds 3 events; the latest checkpoint covers 3" in healthy.output
+    assert broken.exit_code == 1
+    assert "ERROR    the audit checkpoint file" in broken.output and "is missing" in broken.output
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Many writers at once
 
