@@ -157,9 +157,11 @@ def _register_blueprints(app: Flask) -> None:
     from intake.accounts.blueprint import bp as accounts_bp
     from intake.admin.blueprint import bp as admin_bp
     from intake.api import init_api
+    from intake.audit.blueprint import bp as audit_bp
     from intake.home.blueprint import bp as home_bp
 
     app.register_blueprint(home_bp)
     app.register_blueprint(accounts_bp)
     app.register_blueprint(admin_bp)
+    app.register_blueprint(audit_bp)
     init_api(app, csrf)

@@ -62,6 +62,16 @@ EXPECTED: dict[str, str | frozenset[Role]] = {
     "api_accounts.Tokens": SIGNED_IN,
     "api_accounts.TokenItem": SIGNED_IN,
     "api-docs.openapi_json": SIGNED_IN,
+    "audit.search": frozenset({Role.AUDITOR}),
+    "audit.verify": frozenset({Role.AUDITOR}),
+    "audit.record_history": frozenset({Role.AUDITOR}),
+    "audit.record_extract": frozenset({Role.AUDITOR}),
+    "audit.checkpoints": frozenset({Role.AUDITOR}),
+    "api_audit.Events": frozenset({Role.AUDITOR}),
+    "api_audit.RecordHistory": frozenset({Role.AUDITOR}),
+    "api_audit.RecordExtract": frozenset({Role.AUDITOR}),
+    "api_audit.Verification": frozenset({Role.AUDITOR}),
+    "api_audit.Checkpoints": frozenset({Role.AUDITOR}),
 }
 # The methods each route answers (besides HEAD and OPTIONS), also written out: a new method on a known route
 # fails here until it is added.
@@ -92,6 +102,16 @@ EXPECTED_METHODS: dict[str, set[str]] = {
     "api_accounts.Tokens": {"GET"},
     "api_accounts.TokenItem": {"DELETE"},
     "api-docs.openapi_json": {"GET"},
+    "audit.search": {"GET"},
+    "audit.verify": {"POST"},
+    "audit.record_history": {"GET"},
+    "audit.record_extract": {"GET"},
+    "audit.checkpoints": {"GET"},
+    "api_audit.Events": {"GET"},
+    "api_audit.RecordHistory": {"GET"},
+    "api_audit.RecordExtract": {"GET"},
+    "api_audit.Verification": {"POST"},
+    "api_audit.Checkpoints": {"GET"},
 }
 
 
@@ -125,7 +145,7 @@ def _assert_head_answers_like_get(client: FlaskClient, url: str, got: Any, beare
 
 def audit_count(app: Flask) -> int:
     with app.app_context():
-        return db.session.scalar(sa.select(sa.func.count(AuditEvent.id))) or 0
+        return db.session.scalar(sa.select(sa.func.count(AuditEvent.seq))) or 0
 
 
 def database_snapshot(app: Flask) -> dict[str, list[Any]]:
@@ -155,7 +175,8 @@ def _example_values(app: Flask, owner: TestUser) -> dict[str, Any]:
         account = db.session.get(Account, owner.id)
         token, _ = ops.create_api_token(account, name="matrix")
         db.session.commit()
-        return {"account_id": victim.id, "token_id": token.id, "token": "not-a-real-link-token"}
+        return {"account_id": victim.id, "token_id": token.id, "token": "not-a-real-link-token",
+                "target_type": "testimony", "target_id": "1"}
 
 
 def _signed_in(app: Flask, auth_factory: Callable[[FlaskClient], Auth], user: TestUser) -> tuple[FlaskClient, str]:
@@ -203,7 +224,8 @@ def test_every_route_declares_its_access(app: Flask) -> None:
 def test_anonymous_callers(app: Flask) -> None:
     client = app.test_client()
     token = csrf_token(client)
-    examples = {"account_id": 1, "token_id": 1, "token": "not-a-real-link-token"}
+    examples = {"account_id": 1, "token_id": 1, "token": "not-a-real-link-token", "target_type": "testimony",
+                "target_id": "1"}
     for rule in _rules(app):
         for method in _methods(rule):
             permission, _ = declared_access(app, rule.endpoint, method)
@@ -263,7 +285,8 @@ def test_each_role(app: Flask, people: dict[str, TestUser], totp_clock: TotpCloc
 
 def test_options_is_answered_for_anonymous_callers_and_writes_nothing(app: Flask) -> None:
     client = app.test_client()
-    examples = {"account_id": 1, "token_id": 1, "token": "not-a-real-link-token"}
+    examples = {"account_id": 1, "token_id": 1, "token": "not-a-real-link-token", "target_type": "testimony",
+                "target_id": "1"}
     before = audit_count(app)
     for rule in _rules(app):
         url = _url(app, rule, examples)
@@ -350,7 +373,7 @@ def test_only_refusals_of_signed_in_people_are_audited(
     assert client.get("/forgotten").status_code == 403
     with app.app_context():
         refusals = db.session.scalars(
-            sa.select(AuditEvent).where(AuditEvent.action == "access_denied").order_by(AuditEvent.id)
+            sa.select(AuditEvent).where(AuditEvent.action == "access_denied").order_by(AuditEvent.seq)
         ).all()
         assert [(e.actor_id, e.details["endpoint"]) for e in refusals] == [
             (people[Role.INTERVIEWER.value].id, "admin.list_accounts"),

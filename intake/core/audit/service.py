@@ -16,7 +16,7 @@ from flask import current_app
 from intake.core.audit import AuditAction, record_event
 from intake.core.audit import checkpoints as cp
 from intake.core.audit.chain import ABSENT, DOMAIN, SEPARATOR
-from intake.core.audit.merkle import inclusion_proofs
+from intake.core.audit.merkle import consistency_proof, inclusion_proofs
 from intake.core.audit.models import AuditCheckpoint, AuditEvent, format_time
 from intake.core.audit.note import Verifier
 from intake.core.audit.verify import Report, verify_log
@@ -211,6 +211,13 @@ def proofs_for(seqs: Sequence[int], checkpoint: AuditCheckpoint) -> dict[int, li
         return {}
     proofs = inclusion_proofs(_leaf_hashes(checkpoint.tree_size), [s - 1 for s in covered], checkpoint.tree_size)
     return {index + 1: proof for index, proof in proofs.items()}
+
+
+def consistency_between(older: AuditCheckpoint, newer: AuditCheckpoint) -> list[bytes]:
+    """The RFC 9162 consistency proof that `newer`'s tree extends `older`'s (for a recipient holding `older`)."""
+    if older.tree_size > newer.tree_size:
+        raise ValueError("the older checkpoint covers more events than the newer one")
+    return consistency_proof(_leaf_hashes(newer.tree_size), older.tree_size, newer.tree_size)
 
 
 def event_json(audit_event: AuditEvent) -> dict[str, Any]:

@@ -331,6 +331,24 @@ def test_no_checkpoint_is_signed_for_an_interval_without_new_events(
         assert len(checkpoints()) == 1 and len(file_lines(app)) == 1
 
 
+def test_a_later_checkpoint_is_proved_to_extend_an_earlier_one(make_app: Callable[..., Flask]) -> None:
+    from intake.core.audit.merkle import verify_consistency
+
+    app = make_app(AUDIT_CHECKPOINT_EVERY=4)
+    with app.app_context():
+        for start in range(0, 11):
+            append(1, start=start)
+            db.session.commit()
+        made = checkpoints()
+        assert [c.tree_size for c in made] == [4, 8]
+        older, newer = made
+        proof = service.consistency_between(older, newer)
+        assert verify_consistency(4, 8, older.root_hash, newer.root_hash, proof)
+        assert not verify_consistency(4, 8, newer.root_hash, older.root_hash, proof)
+        with pytest.raises(ValueError, match="covers more events"):
+            service.consistency_between(newer, older)
+
+
 def test_doctor_reports_the_log_and_fails_when_the_checkpoint_file_is_gone(make_app: Callable[..., Flask]) -> None:
     app = make_app()
     with app.app_context():
