@@ -514,26 +514,33 @@ def audit_verify(vkeys: tuple[str, ...], checkpoint_file: Path | None, no_checkp
         verifiers = [Verifier.from_string(v) for v in vkeys] or None
     except ValueError as exc:
         raise click.ClickException(f"--vkey: {exc}") from None
+    if checkpoint_file is not None and not checkpoint_file.is_file():
+        raise click.ClickException(f"--checkpoint-file: {checkpoint_file} is not a file.")
     path = None if no_checkpoint_file else checkpoint_file
     report = service.verify(verifiers=verifiers, checkpoint_file=path, use_configured_file=not no_checkpoint_file,
                             jobs=jobs)
-    with _writing():
-        _commit_or_fail(lambda: service.record_verification(report, actor=None))
     click.echo(f"Checked {report.events} events, {report.checkpoints} checkpoints in the database and "
                f"{report.file_checkpoints} in the checkpoint file in {report.seconds:.3f} s "
                f"({report.events_per_second:,.0f} events/s).")
+    for warning in report.warnings:
+        click.echo(f"Note: {warning}.")
     if report.ok:
         click.echo("OK: every hash link, the tree at every checkpoint and every signature hold.")
-        if report.latest_checkpoint_size < report.events:
-            click.echo(f"Events {report.latest_checkpoint_size + 1} to {report.events} are not covered by a "
-                       "checkpoint yet (`intake audit checkpoint` signs one).")
-        return
-    first = report.first_bad_seq
-    click.echo(f"FAILED: {len(report.problems)} problem(s)"
-               + (f"; the first bad event is {first}." if first is not None else "."), err=True)
-    for problem in report.problems:
-        click.echo(f"  [{problem.code}] {problem.message}", err=True)
-    sys.exit(1)
+    else:
+        first = report.first_bad_seq
+        click.echo(f"FAILED: {report.total_problems} problem(s)"
+                   + (f"; the first bad event is {first}." if first is not None else "."), err=True)
+        for problem in report.problems:
+            click.echo(f"  [{problem.code}] {problem.message}", err=True)
+        if report.total_problems > len(report.problems):
+            click.echo(f"  … and {report.total_problems - len(report.problems)} more.", err=True)
+    try:
+        with _writing():
+            _commit_or_fail(lambda: service.record_verification(report, actor=None))
+    except sa.exc.SQLAlchemyError as exc:
+        click.echo(f"The verification could not be recorded in the audit log ({exc.__class__.__name__}).", err=True)
+    if not report.ok:
+        sys.exit(1)
 
 
 @audit_group.command("key", help="Print the public key that verifies this log's checkpoints (C2SP vkey).")

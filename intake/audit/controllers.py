@@ -11,7 +11,7 @@ from flask import Response, abort, g, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 
 from intake.accounts.forms import ButtonForm
-from intake.audit import is_record_address, record_target_ids
+from intake.audit import is_record_address, record_target_ids, verify_now
 from intake.audit.forms import SearchForm, action_label, target_type_label
 from intake.core.audit import AuditAction, AuditEvent, record_event, service
 from intake.core.db import writes_on_get
@@ -36,6 +36,9 @@ PROBLEM_LABELS: dict[str, Any] = {
     "wrong_origin": _l("A checkpoint belongs to another log."),
     "replayed_checkpoint": _l("A checkpoint appears twice."),
     "size_not_increasing": _l("A checkpoint covers no more events than the one before it."),
+    "inserted": _l("Events were inserted."),
+    "malformed": _l("An event is damaged."),
+    "checkpoint_file_missing": _l("The checkpoint file is missing or empty."),
 }
 
 
@@ -122,9 +125,7 @@ def search() -> Any:
 def verify() -> Any:
     if not ButtonForm().validate_on_submit():
         abort(400)
-    report = service.verify()
-    service.record_verification(report, actor=g.account)
-    return render_template("audit/verification.html", report=report)
+    return render_template("audit/verification.html", report=verify_now(g.account))
 
 
 @requires(Permission.READ_AUDIT_LOG)

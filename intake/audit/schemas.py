@@ -104,7 +104,12 @@ class VerificationSchema(Schema):
     events_per_second = fields.Float(required=True)
     first_bad_seq = fields.Integer(allow_none=True)
     latest_checkpoint_size = fields.Integer()
+    total_problems = fields.Integer(required=True, metadata={"description": "Problems found; `problems` lists the "
+                                                             "first 50 in log order."})
     problems = fields.List(fields.Nested(ProblemSchema), required=True)
+    warnings = fields.List(fields.String(), required=True, metadata={
+        "description": "What is not wrong but worth knowing (events not yet covered by a checkpoint, checkpoints "
+                       "missing from the checkpoint file)."})
 
 
 class CheckpointSchema(Schema):

@@ -55,7 +55,7 @@ def plant(app: Flask, action: AuditAction, *, by: TestUser | None = None, target
     """Append and commit one event, at time `at` if given. Returns its sequence number."""
     with app.app_context(), pytest.MonkeyPatch.context() as patch:
         if at is not None:
-            patch.setattr("intake.core.audit.utcnow", lambda: at)
+            patch.setattr("intake.core.audit.chain.utcnow", lambda: at)
         event = record_event(action, actor=Actor(by) if by else None, target_type=target_type, target_ids=target_ids,
                              details=details, reason=reason)
         db.session.commit()
@@ -98,7 +98,7 @@ def make_testimony(app: Flask, narrative: str = SENTINEL) -> int:
 def make_checkpoint(app: Flask) -> None:
     with app.app_context():
         made = cp.checkpoint_now(db.session(), keyring=current_keyring(), origin=app.config["AUDIT_ORIGIN"],
-                                 path=None)
+                                 path=cp.checkpoint_file(app.config))
         assert made is not None
         db.session.commit()
 

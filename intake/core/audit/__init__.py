@@ -18,7 +18,7 @@ from flask import g, has_request_context
 from intake.core.audit import checkpoints as _checkpoints  # noqa: F401  (its commit hooks)
 from intake.core.audit.chain import add_pending
 from intake.core.audit.models import AuditCheckpoint, AuditEvent
-from intake.core.db import db, utcnow
+from intake.core.db import db
 
 __all__ = ["REASON_REQUIRED", "AuditAction", "AuditCheckpoint", "AuditEvent", "record_event"]
 
@@ -118,7 +118,7 @@ def record_event(
     `actor` is an account (anything with ``id`` and ``role_names``) or None for anonymous attempts. `details`
     holds field names, counts and identifiers only; keys that could carry secrets or content are refused, and so
     are values other than short text, whole numbers, flags and flat lists of those. Actions in `REASON_REQUIRED`
-    need a `reason`. The event gets its sequence number and hashes when the session flushes it.
+    need a `reason`. The event gets its time, sequence number and hashes when the transaction commits.
     """
     details = dict(details or {})
     if not all(isinstance(key, str) for key in details):
@@ -133,7 +133,6 @@ def record_event(
     if reason is not None and _CONTROL.search(reason):
         raise ValueError("an audit reason must not contain control characters other than tabs and line breaks")
     event = AuditEvent(
-        occurred_at=utcnow(),
         action=str(action),
         actor_id=getattr(actor, "id", None),
         actor_roles=",".join(sorted(getattr(actor, "role_names", ()) or ())),

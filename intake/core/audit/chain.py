@@ -9,10 +9,11 @@ That is the RFC 9162 leaf hash of the leaf ``intake-audit-event/1\n || prev_hash
 the leaf hashes of the checkpoints' Merkle tree, so one hash per event serves both the chain and the tree. Anyone
 can recompute it from a database dump; the README states the rule too.
 
-Appends are numbered when the session flushes them, inside the transaction of the change they record. The next
-number and the previous hash are read under a lock that serialises appenders: a transaction-scoped advisory lock
-on PostgreSQL, and on SQLite the write lock writing transactions take at BEGIN IMMEDIATE. Both are released by the
-commit or rollback, so a rolled-back change leaves no event and no gap.
+Events recorded in a transaction are appended when it commits (`append_pending`, from the session's
+``before_commit``): numbered, timed and linked under a lock that serialises appenders (a transaction-scoped advisory
+lock on PostgreSQL; on SQLite the write lock that writing transactions take at BEGIN IMMEDIATE), and inserted in
+that same transaction. The lock is released by the commit or rollback, so a rolled-back change leaves no event and
+no gap, and events recorded in a savepoint that is rolled back are dropped with it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session, UOWTransaction
 
 from intake.core.audit.models import AuditEvent, canonical_json, format_time, parse_time
+from intake.core.db import innermost_transaction, utcnow, within_transaction
 
 DOMAIN = b"intake-audit-event/1\n"
 GENESIS = bytes(32)
@@ -126,8 +128,16 @@ def lock_and_read_head(connection: sa.Connection) -> Head:
         row = connection.exec_driver_sql(_HEAD_QUERY).one()
     seq, digest, size, at, first = row
     return Head(0 if seq is None else int(seq), GENESIS if digest is None else bytes(digest),
-                None if size is None else int(size), None if at is None else parse_time(at),
-                None if first is None else parse_time(first))
+                None if size is None else int(size), _time_or_none(at), _time_or_none(first))
+
+
+def _time_or_none(value: Any) -> datetime | None:
+    # A stored time that does not read as one (the table was tampered with) must not stop every append: the
+    # verifier reports it; here it only means no checkpoint is due by time.
+    try:
+        return None if value is None else parse_time(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def head(connection: sa.Connection) -> tuple[int, bytes]:
@@ -145,34 +155,55 @@ def lock(connection: sa.Connection) -> None:
 
 
 def add_pending(session: Session, audit_event: AuditEvent) -> None:
-    session.info.setdefault(PENDING, []).append(audit_event)
-    session.add(audit_event)
+    """Hold `audit_event` until the session commits (with the transaction or savepoint it was recorded in)."""
+    session.info.setdefault(PENDING, []).append((audit_event, innermost_transaction(session)))
 
 
-@event.listens_for(Session, "before_flush")
-def _number_and_link(session: Session, _flush: UOWTransaction, _instances: Any) -> None:
-    pending: list[AuditEvent] = session.info.pop(PENDING, [])
-    new = session.new
-    events = [e for e in pending if e in new]
-    strays = [o for o in new if isinstance(o, AuditEvent) and o.seq is None and o not in events]
-    if strays:
-        raise RuntimeError("audit events are appended with intake.core.audit.record_event, never added directly")
-    if not events:
-        return
+def append_pending(session: Session) -> list[AuditEvent]:
+    """Number, link and add the events recorded in this transaction; return them.
+
+    The rest of the transaction is flushed first, so that every row lock it needs is taken before the append
+    lock, which is then held only for the events' INSERT and the commit: appenders queue for as short a time as
+    possible, and two transactions never wait for each other's locks in opposite orders.
+    """
+    pending: list[tuple[AuditEvent, Any]] = session.info.pop(PENDING, [])
+    if not pending:
+        return []
+    session.flush()
     connection = session.connection()
     current = lock_and_read_head(connection)
     seq, previous = current.seq, current.hash
+    appended = utcnow()
+    events = [audit_event for audit_event, _ in pending]
     for audit_event in events:
         seq += 1
         audit_event.seq = seq
+        audit_event.occurred_at = appended  # times follow the sequence
         audit_event.prev_hash = previous
         audit_event.entry = entry_of(audit_event)
         audit_event.hash = previous = event_hash(previous, audit_event.entry)
+    session.add_all(events)
     from intake.core.audit import checkpoints
 
     checkpoints.after_append(session, connection, events, current)
+    return events
+
+
+@event.listens_for(Session, "before_commit")
+def _append_on_commit(session: Session) -> None:
+    if not session.in_nested_transaction():
+        append_pending(session)
+
+
+@event.listens_for(Session, "before_flush")
+def _refuse_strays(session: Session, _flush: UOWTransaction, _instances: Any) -> None:
+    if any(isinstance(o, AuditEvent) and o.seq is None for o in session.new):
+        raise RuntimeError("audit events are appended with intake.core.audit.record_event, never added directly")
 
 
 @event.listens_for(Session, "after_soft_rollback")
-def _forget_pending(session: Session, _previous: Any) -> None:
-    session.info.pop(PENDING, None)
+def _forget_pending(session: Session, previous_transaction: Any) -> None:
+    # Events recorded in the transaction or savepoint rolled back did not happen.
+    pending = session.info.get(PENDING)
+    if pending:
+        session.info[PENDING] = [p for p in pending if not within_transaction(p[1], previous_transaction)]

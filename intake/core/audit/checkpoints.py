@@ -24,10 +24,10 @@ from flask import current_app, has_app_context
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from intake.core.audit.chain import Head, lock
+from intake.core.audit.chain import GENESIS, Head, append_pending, encoded_column, event_hash, lock
 from intake.core.audit.merkle import CompactRange
 from intake.core.audit.models import AuditCheckpoint, AuditEvent, format_time
-from intake.core.audit.note import Checkpoint, Signer, Verifier, sign_checkpoint
+from intake.core.audit.note import Checkpoint, Signer, Verifier, open_checkpoint, sign_checkpoint
 from intake.core.db import innermost_transaction, utcnow, within_transaction
 from intake.core.files import fsync_directory
 from intake.core.keys import Keyring, KeyringError
@@ -37,6 +37,7 @@ log = logging.getLogger("intake.audit")
 SIGNING_LABEL = "checkpoint-ed25519"
 FILE_NOTES = "intake.audit.file_notes"
 _BATCH = 10_000
+_TAIL = 64 * 1024  # bytes read from the end of the checkpoint file to find its last line
 
 
 def signer(keyring: Keyring, origin: str) -> Signer:
@@ -56,33 +57,99 @@ def checkpoint_file(config: Any) -> Path:
     return Path(config["INSTANCE_PATH"]) / "audit-checkpoints.jsonl"
 
 
+class CheckpointRefused(Exception):
+    """The log in the database does not extend what was signed last: signing now would vouch for a forgery."""
+
+
 @dataclass(frozen=True)
 class LastCheckpoint:
     id: int
     tree_size: int
-    created_at: datetime
+    root_hash: bytes
     frontier: bytes
+    note: str
 
 
 def last_checkpoint(connection: sa.Connection) -> LastCheckpoint | None:
     row = connection.execute(
-        sa.select(AuditCheckpoint.id, AuditCheckpoint.tree_size, AuditCheckpoint.created_at,
-                  AuditCheckpoint.frontier).order_by(AuditCheckpoint.id.desc()).limit(1)
+        sa.select(AuditCheckpoint.id, AuditCheckpoint.tree_size, AuditCheckpoint.root_hash,
+                  AuditCheckpoint.frontier, AuditCheckpoint.note).order_by(AuditCheckpoint.id.desc()).limit(1)
     ).first()
     if row is None:
         return None
-    return LastCheckpoint(int(row[0]), int(row[1]), row[2], bytes(row[3]))
+    return LastCheckpoint(int(row[0]), int(row[1]), bytes(row[2]), bytes(row[3]), str(row[4]))
 
 
-def _hashes_after(connection: sa.Connection, size: int) -> Iterator[bytes]:
-    # Per statement: `Connection.execution_options` changes the session's connection in place, and on PostgreSQL
-    # every later statement of the transaction (the checkpoint's INSERT) would then go through a server-side cursor.
+def _signed_tree(previous: LastCheckpoint, verifier_: Verifier, origin: str) -> CompactRange:
+    """The tree the previous checkpoint signed, from its frontier, once its note, columns and frontier agree."""
+    try:
+        signed, _ = open_checkpoint(previous.note, [verifier_])
+        tree = CompactRange.from_bytes(previous.tree_size, previous.frontier)
+    except ValueError as exc:
+        raise CheckpointRefused(f"checkpoint {previous.id} does not open with this log's key: {exc}") from None
+    if (signed.origin, signed.size, signed.root_hash) != (origin, previous.tree_size, previous.root_hash) \
+            or tree.root() != signed.root_hash:
+        raise CheckpointRefused(f"checkpoint {previous.id}'s columns or frontier differ from what it signed")
+    return tree
+
+
+def last_file_checkpoint(path: Path) -> Checkpoint | None:
+    """The checkpoint on the checkpoint file's last line (None if there is no file or it is empty)."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - _TAIL))
+            tail = handle.read()
+    except FileNotFoundError:
+        return None
+    lines = [line for line in tail.split(b"\n") if line.strip()]
+    if not lines:
+        return None
+    try:
+        entry = json.loads(lines[-1])
+        return Checkpoint.from_text(entry["note"][: entry["note"].index("\n\n") + 1])
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise CheckpointRefused(f"the last line of {path} is not a checkpoint: {exc}") from None
+
+
+def _check_against_file(connection: sa.Connection, path: Path | None) -> None:
+    """The last checkpoint written outside the database must still be inside it (else the log was cut back)."""
+    if path is None:
+        return
+    outside = last_file_checkpoint(path)
+    if outside is None:
+        return
+    kept = connection.execute(sa.select(sa.func.count()).where(
+        AuditCheckpoint.tree_size == outside.size, AuditCheckpoint.root_hash == outside.root_hash)).scalar()
+    if not kept:
+        raise CheckpointRefused(f"the checkpoint file's last checkpoint (size {outside.size}) is no longer in the "
+                                "database")
+
+
+def _new_hashes(connection: sa.Connection, after: int) -> Iterator[bytes]:
+    """Hashes of the events after `after`, each checked against its entry, its predecessor and its columns."""
+    disagreeing = connection.execute(sa.select(AuditEvent.seq).where(
+        AuditEvent.seq > after, AuditEvent.entry.is_distinct_from(encoded_column())).limit(1)).scalar()
+    if disagreeing is not None:
+        raise CheckpointRefused(f"event {disagreeing}'s columns differ from its entry")
+    last = GENESIS if after == 0 else connection.execute(
+        sa.select(AuditEvent.hash).where(AuditEvent.seq == after)).scalar()
+    if last is None:
+        raise CheckpointRefused(f"event {after}, the last one signed, is missing")
+    previous = bytes(last)
+    expected = after
     result = connection.execute(
-        sa.select(AuditEvent.hash).where(AuditEvent.seq > size).order_by(AuditEvent.seq),
+        sa.select(AuditEvent.seq, AuditEvent.prev_hash, AuditEvent.hash, AuditEvent.entry)
+        .where(AuditEvent.seq > after).order_by(AuditEvent.seq),
         execution_options={"yield_per": _BATCH},
     )
-    for (value,) in result:
-        yield bytes(value)
+    for seq, prev, stored, entry in result:
+        expected += 1
+        if seq != expected or bytes(prev) != previous or event_hash(bytes(prev), entry) != bytes(stored):
+            raise CheckpointRefused(f"event {expected} does not follow the chain")
+        previous = bytes(stored)
+        yield previous
 
 
 def make_checkpoint(
@@ -91,20 +158,25 @@ def make_checkpoint(
 ) -> AuditCheckpoint | None:
     """Sign a checkpoint over every event so far (the caller holds the append lock); None if nothing is new.
 
-    `unflushed` are events numbered in the flush under way, not yet in the table.
+    `unflushed` are events numbered just now, not yet in the table. Only a log that extends what was signed last is
+    signed: the previous checkpoint must open with this log's key and agree with its columns and frontier, the
+    checkpoint file's last checkpoint must still be in the database, and every event since must follow the chain
+    and agree with its entry; otherwise `CheckpointRefused` (the verifier will say what is wrong).
     """
     connection = session.connection()
+    own = signer(keyring, origin)
     previous = last_checkpoint(connection)
-    tree = CompactRange() if previous is None else CompactRange.from_bytes(previous.tree_size, previous.frontier)
+    _check_against_file(connection, path)
+    tree = CompactRange() if previous is None else _signed_tree(previous, own.verifier, origin)
     start = tree.size
-    tree.append_leaf_hashes(_hashes_after(connection, tree.size))
+    tree.append_leaf_hashes(_new_hashes(connection, tree.size))
     for audit_event in unflushed:
         if audit_event.seq == tree.size + 1:
             tree.append_leaf_hash(audit_event.hash)
     if tree.size == start and previous is not None:
         return None
     root = tree.root()
-    note = sign_checkpoint(Checkpoint(origin, tree.size, root), signer(keyring, origin))
+    note = sign_checkpoint(Checkpoint(origin, tree.size, root), own)
     checkpoint = AuditCheckpoint(
         id=1 if previous is None else previous.id + 1, created_at=now or utcnow(), tree_size=tree.size,
         root_hash=root, frontier=tree.to_bytes(), note=note,
@@ -118,8 +190,10 @@ def make_checkpoint(
 
 
 def checkpoint_now(session: Session, *, keyring: Keyring, origin: str, path: Path | None) -> AuditCheckpoint | None:
-    """An on-demand checkpoint: take the append lock, then sign."""
-    lock(session.connection())
+    """An on-demand checkpoint over every event so far, those recorded in this transaction included."""
+    if not append_pending(session):
+        lock(session.connection())
+    session.flush()
     return make_checkpoint(session, keyring=keyring, origin=origin, path=path)
 
 
@@ -131,14 +205,16 @@ def is_due(size: int, head: Head, *, every: int, minutes: int, now: datetime) ->
     if size <= covered:
         return False
     since = head.checkpoint_at or head.first_at
-    return since is not None and now - since >= timedelta(minutes=minutes)
+    # A time in the future (a wrong clock, or a tampered row) must not put checkpoints off indefinitely.
+    return since is not None and (since > now or now - since >= timedelta(minutes=minutes))
 
 
 def after_append(session: Session, connection: sa.Connection, events: Sequence[AuditEvent], head: Head) -> None:
     """Called under the append lock with the events just numbered: sign a checkpoint if one is due.
 
-    A checkpoint that cannot be made (no keyring in this process) is left for the next append or for
-    `intake audit checkpoint`; the change being recorded is never refused for it.
+    A checkpoint that cannot or must not be made (no keyring in this process; a log that does not extend the last
+    signed one) is left for the next append or for `intake audit checkpoint`, and logged as an error: the change
+    being recorded is never refused for it.
     """
     if not has_app_context():
         return
@@ -152,9 +228,12 @@ def after_append(session: Session, connection: sa.Connection, events: Sequence[A
                   minutes=config["AUDIT_CHECKPOINT_MINUTES"], now=now):
         return
     try:
-        make_checkpoint(session, keyring=keyring, origin=config["AUDIT_ORIGIN"], path=checkpoint_file(config),
-                        unflushed=events, now=now)
-    except KeyringError:
+        with session.begin_nested():
+            make_checkpoint(session, keyring=keyring, origin=config["AUDIT_ORIGIN"], path=checkpoint_file(config),
+                            unflushed=events, now=now)
+    except CheckpointRefused as exc:
+        log.error("audit checkpoint refused: %s; run `intake audit verify`", exc)
+    except (KeyringError, sa.exc.SQLAlchemyError, ValueError, TypeError):
         log.exception("audit checkpoint not signed")
 
 

@@ -59,7 +59,7 @@ def verify(
 
 def record_verification(report: Report, *, actor: Any) -> None:
     record_event(AuditAction.AUDIT_VERIFIED, actor=actor, target_type="audit_log", details={
-        "ok": report.ok, "events": report.events, "problems": len(report.problems),
+        "ok": report.ok, "events": report.events, "problems": report.total_problems,
         "first_bad_seq": report.first_bad_seq, "codes": sorted({p.code for p in report.problems}),
     })
 

@@ -422,8 +422,10 @@ def test_an_edited_line_of_the_checkpoint_file(log: Flask) -> None:
     entry["note"] = _edit_note_line(entry["note"], 1, "15")
     lines[1] = json.dumps(entry, ensure_ascii=False)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    report = assert_detected(log, {"checkpoint_missing", "bad_signature"}, None)
+    # The edited note no longer carries a valid signature: it is a forgery, whatever it claims.
+    report = assert_detected(log, {"bad_signature"}, None)
     assert all("line 2 of audit-checkpoints.jsonl" in p.message for p in report.problems)
+    assert any("not in audit-checkpoints.jsonl" in w for w in report.warnings)
 
 
 def test_a_line_of_the_checkpoint_file_made_unreadable(log: Flask) -> None:
