@@ -66,7 +66,9 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    # FULL: in WAL mode NORMAL may lose the last commits on power loss, and an acknowledged write must never be lost
+    # (nor an audit event the checkpoint file, synced after each commit, already vouches for).
+    cursor.execute("PRAGMA synchronous=FULL")
     # Deleted content (shredded keys and ciphertexts) is overwritten with zeros instead of lingering in free pages.
     cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
@@ -115,7 +117,10 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine
     # hide_parameters: error messages and logs must never carry row values (hashes, sealed secrets, tokens).
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, hide_parameters=True)
+    # READ COMMITTED whatever the server's default: the audit log's appenders read the last event after taking their
+    # lock, and must see what the previous holder committed (`intake.core.audit.chain`).
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, hide_parameters=True,
+                            isolation_level="READ COMMITTED")
 
 
 class _AppSession(Session):

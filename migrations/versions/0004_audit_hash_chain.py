@@ -49,6 +49,62 @@ def _allow_changes(table: str) -> None:
     op.execute(f"DROP TRIGGER {table}_refuse_change ON {table}")
 
 
+# Rows may only be appended at the end, in sequence: events numbered one past the last and linked to its hash,
+# checkpoints numbered one past the last and covering more events. SQLite's REPLACE, which skips the delete
+# triggers, is refused too, since it inserts a number that exists.
+_SQLITE_IN_SEQUENCE = {
+    "audit_events": (
+        "NEW.seq IS NOT coalesce((SELECT max(seq) FROM audit_events), 0) + 1 "
+        "OR NEW.prev_hash IS NOT coalesce((SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1), zeroblob(32))"
+    ),
+    "audit_checkpoints": (
+        "NEW.id IS NOT coalesce((SELECT max(id) FROM audit_checkpoints), 0) + 1 "
+        "OR NEW.tree_size <= coalesce((SELECT tree_size FROM audit_checkpoints ORDER BY id DESC LIMIT 1), -1)"
+    ),
+}
+_POSTGRESQL_IN_SEQUENCE = {
+    "audit_events": """
+        DECLARE last_seq bigint; last_hash bytea;
+        BEGIN
+            SELECT seq, hash INTO last_seq, last_hash FROM audit_events ORDER BY seq DESC LIMIT 1;
+            IF NEW.seq IS DISTINCT FROM coalesce(last_seq, 0) + 1
+                    OR NEW.prev_hash IS DISTINCT FROM coalesce(last_hash, decode(repeat('00', 32), 'hex')) THEN
+                RAISE EXCEPTION 'audit_events is append-only: events are appended in sequence';
+            END IF;
+            RETURN NEW;
+        END""",
+    "audit_checkpoints": """
+        DECLARE last_id bigint; last_size bigint;
+        BEGIN
+            SELECT id, tree_size INTO last_id, last_size FROM audit_checkpoints ORDER BY id DESC LIMIT 1;
+            IF NEW.id IS DISTINCT FROM coalesce(last_id, 0) + 1 OR NEW.tree_size <= coalesce(last_size, -1) THEN
+                RAISE EXCEPTION 'audit_checkpoints is append-only: checkpoints are appended in sequence';
+            END IF;
+            RETURN NEW;
+        END""",
+}
+
+
+def _append_in_sequence(table: str) -> None:
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute(f"CREATE TRIGGER {table}_append_in_sequence BEFORE INSERT ON {table} "
+                   f"WHEN {_SQLITE_IN_SEQUENCE[table]} "
+                   f"BEGIN SELECT RAISE(ABORT, '{table} is append-only: rows are appended in sequence'); END")
+        return
+    op.execute(f"CREATE FUNCTION intake_{table}_in_sequence() RETURNS trigger LANGUAGE plpgsql AS $$"
+               f"{_POSTGRESQL_IN_SEQUENCE[table]} $$")
+    op.execute(f"CREATE TRIGGER {table}_append_in_sequence BEFORE INSERT ON {table} "
+               f"FOR EACH ROW EXECUTE FUNCTION intake_{table}_in_sequence()")
+
+
+def _drop_append_in_sequence(table: str) -> None:
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute(f"DROP TRIGGER {table}_append_in_sequence")
+        return
+    op.execute(f"DROP TRIGGER {table}_append_in_sequence ON {table}")
+    op.execute(f"DROP FUNCTION intake_{table}_in_sequence()")
+
+
 def _old_table() -> sa.Table:
     return sa.table(
         "audit_events", sa.column("id", sa.BigInteger), sa.column("occurred_at", sa.DateTime(timezone=True)),
@@ -92,6 +148,7 @@ def upgrade() -> None:
     sa.Column('entry', sa.Text(), nullable=False),
     sa.Column('prev_hash', sa.LargeBinary(length=32), nullable=False),
     sa.Column('hash', sa.LargeBinary(length=32), nullable=False),
+    sa.CheckConstraint('seq >= 1', name=op.f('ck_audit_events_seq_from_one')),
     sa.PrimaryKeyConstraint('seq', name=op.f('pk_audit_events'))
     )
     with op.batch_alter_table('audit_events', schema=None) as batch_op:
@@ -128,12 +185,16 @@ def upgrade() -> None:
         bind.execute(sa.insert(_new_table()), chained)
     _refuse_changes("audit_events")
     _refuse_changes("audit_checkpoints")
+    _append_in_sequence("audit_events")
+    _append_in_sequence("audit_checkpoints")
 
 
 def downgrade() -> None:
     bind = op.get_bind()
     new = _new_table()
     rows = bind.execute(sa.select(new).order_by(new.c.seq)).mappings().all()
+    _drop_append_in_sequence("audit_checkpoints")
+    _drop_append_in_sequence("audit_events")
     _allow_changes("audit_checkpoints")
     _allow_changes("audit_events")
     with op.batch_alter_table('audit_checkpoints', schema=None) as batch_op:

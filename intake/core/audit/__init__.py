@@ -86,6 +86,8 @@ _FORBIDDEN_DETAIL_KEYS = {"password", "code", "token", "secret", "totp", "passph
 # Details are identifiers, names of fields and parts, and counts: short strings, whole numbers, flags.
 _MAX_DETAIL_TEXT = 200
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_MAX_REASON = 2000  # a written reason: a paragraph, not a document
+_TARGET_TYPE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
 def _check_detail(key: str, value: Any) -> None:
@@ -130,8 +132,14 @@ def record_event(
         _check_detail(key, value)
     if action in REASON_REQUIRED and not (reason and reason.strip()):
         raise ValueError(f"{action} needs the reason it was done for")
-    if reason is not None and _CONTROL.search(reason):
-        raise ValueError("an audit reason must not contain control characters other than tabs and line breaks")
+    if reason is not None and (_CONTROL.search(reason) or len(reason) > _MAX_REASON):
+        raise ValueError(f"an audit reason is at most {_MAX_REASON} characters, without control characters other "
+                         "than tabs and line breaks")
+    if target_type is not None and not _TARGET_TYPE.fullmatch(target_type):
+        raise ValueError("an audit target type is a lower-case name")
+    target_ids = list(target_ids)
+    if any(isinstance(t, str) and (len(t) > _MAX_DETAIL_TEXT or _CONTROL.search(t)) for t in target_ids):
+        raise ValueError("audit target ids are short identifiers")
     event = AuditEvent(
         action=str(action),
         actor_id=getattr(actor, "id", None),

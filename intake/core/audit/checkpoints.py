@@ -243,7 +243,9 @@ def append_to_file(path: Path, lines: Iterable[str]) -> None:
     created = not path.exists()
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
-        os.write(fd, "".join(line + "\n" for line in lines).encode("utf-8"))
+        data = memoryview("".join(line + "\n" for line in lines).encode("utf-8"))
+        while data:
+            data = data[os.write(fd, data):]
         os.fsync(fd)
     finally:
         os.close(fd)

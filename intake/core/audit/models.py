@@ -71,6 +71,7 @@ class AuditEvent(Base):
     """
 
     __tablename__ = "audit_events"
+    __table_args__ = (sa.CheckConstraint("seq >= 1", name="seq_from_one"),)
 
     seq: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
     occurred_at: Mapped[datetime] = mapped_column(AuditTime, index=True)

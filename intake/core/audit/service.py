@@ -3,6 +3,7 @@ and export that history with its proofs. Reading the log appends events of its o
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -121,7 +122,7 @@ def whole_days(first: date | None, last: date | None) -> tuple[datetime | None, 
 def _targets(target_id: str) -> sa.ColumnElement[bool]:
     """Events whose target ids include `target_id` (stored as a number or as text)."""
     if db.engine.dialect.name == "postgresql":
-        forms = [f'["{target_id}"]'] + ([f"[{int(target_id)}]"] if target_id.isdigit() else [])
+        forms = [json.dumps([target_id])] + ([json.dumps([int(target_id)])] if target_id.isdigit() else [])
         as_jsonb = sa.cast(AuditEvent.target_ids, sa.dialects.postgresql.JSONB)
         return sa.or_(*[as_jsonb.contains(sa.cast(sa.literal(f), sa.dialects.postgresql.JSONB)) for f in forms])
     each = sa.func.json_each(AuditEvent.target_ids).table_valued("value")
@@ -198,7 +199,7 @@ def checkpoint_list(limit: int = 100) -> list[AuditCheckpoint]:
 
 def _leaf_hashes(size: int) -> list[bytes]:
     result = db.session.execute(
-        sa.select(AuditEvent.hash).where(AuditEvent.seq <= size).order_by(AuditEvent.seq),
+        sa.select(AuditEvent.hash).where(AuditEvent.seq >= 1, AuditEvent.seq <= size).order_by(AuditEvent.seq),
         execution_options={"yield_per": 20_000},
     )
     return [bytes(h) for (h,) in result]
@@ -238,7 +239,8 @@ HOW_TO_VERIFY = (
     "9162 leaf hash. prev_hash is the hash of the event numbered seq - 1. The checkpoint note is a C2SP signed note "
     "(tlog-checkpoint) verifiable with verifier_key. Each inclusion proof is the RFC 9162 audit path of leaf index "
     "seq - 1 in the tree of the checkpoint's size; with the event's hash as leaf hash it must give the "
-    "checkpoint's root hash."
+    "checkpoint's root hash. Check that each event's other fields say what its entry says (the hash covers the "
+    "entry), and take the verifier key from a source other than this file, e.g. as the organisation publishes it."
 )
 
 
