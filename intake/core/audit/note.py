@@ -119,6 +119,24 @@ def _parse_key_hash(text: str, what: str) -> int:
     return int(text, 16)
 
 
+def _parse_key(text: str, kind: str, what: str, form: str) -> tuple[str, int, bytes]:
+    """Name, key hash and the 32 key bytes of "<name>+<8 hex key hash>+<base64(0x01 || key)>"."""
+    parts = text.split("+", 2)
+    if len(parts) != 3:
+        raise ValueError(f"{kind} key must have the form {form}")
+    name, hash_hex, key_b64 = parts
+    _check_name(name)
+    expected_hash = _parse_key_hash(hash_hex, kind)
+    key = _b64decode(key_b64, f"{kind} key data")
+    if not key:
+        raise ValueError(f"{kind} key data is empty")
+    if key[0] != ALG_ED25519:
+        raise ValueError(f"unsupported {kind} key type 0x{key[0]:02x} (only Ed25519, 0x01)")
+    if len(key) != 1 + 32:
+        raise ValueError(f"Ed25519 {what} must be 32 bytes, got {len(key) - 1}")
+    return name, expected_hash, key[1:]
+
+
 def key_hash(name: str, public_key: bytes) -> int:
     """The 32-bit key ID of an Ed25519 key: SHA-256(name || 0x0A || 0x01 || public key)[:4], big-endian."""
     digest = hashlib.sha256(name.encode("utf-8") + b"\n" + bytes([ALG_ED25519]) + public_key).digest()
@@ -150,22 +168,10 @@ class Verifier:
         """Parse a verifier key "<name>+<8 hex key hash>+<base64(0x01 || public key)>"."""
         if not isinstance(vkey, str):
             raise ValueError("verifier key must be a string")
-        parts = vkey.split("+", 2)
-        if len(parts) != 3:
-            raise ValueError("verifier key must have the form <name>+<key hash>+<key>")
-        name, hash_hex, key_b64 = parts
-        _check_name(name)
-        expected_hash = _parse_key_hash(hash_hex, "verifier")
-        key = _b64decode(key_b64, "verifier key data")
-        if not key:
-            raise ValueError("verifier key data is empty")
-        if key[0] != ALG_ED25519:
-            raise ValueError(f"unsupported verifier key type 0x{key[0]:02x} (only Ed25519, 0x01)")
-        if len(key) != 1 + 32:
-            raise ValueError(f"Ed25519 public key must be 32 bytes, got {len(key) - 1}")
-        if key_hash(name, key[1:]) != expected_hash:
+        name, expected_hash, key = _parse_key(vkey, "verifier", "public key", "<name>+<key hash>+<key>")
+        if key_hash(name, key) != expected_hash:
             raise ValueError("verifier key hash does not match its name and key")
-        return cls(name, expected_hash, key[1:])
+        return cls(name, expected_hash, key)
 
     def to_string(self) -> str:
         """The verifier key string, as `from_string` reads it."""
@@ -199,20 +205,9 @@ class Signer:
         """Parse a signer key "PRIVATE+KEY+<name>+<8 hex key hash>+<base64(0x01 || seed)>"."""
         if not isinstance(skey, str) or not skey.startswith(_PRIVATE_KEY_PREFIX):
             raise ValueError("signer key must start with PRIVATE+KEY+")
-        parts = skey[len(_PRIVATE_KEY_PREFIX) :].split("+", 2)
-        if len(parts) != 3:
-            raise ValueError("signer key must have the form PRIVATE+KEY+<name>+<key hash>+<key>")
-        name, hash_hex, key_b64 = parts
-        _check_name(name)
-        expected_hash = _parse_key_hash(hash_hex, "signer")
-        key = _b64decode(key_b64, "signer key data")
-        if not key:
-            raise ValueError("signer key data is empty")
-        if key[0] != ALG_ED25519:
-            raise ValueError(f"unsupported signer key type 0x{key[0]:02x} (only Ed25519, 0x01)")
-        if len(key) != 1 + 32:
-            raise ValueError(f"Ed25519 seed must be 32 bytes, got {len(key) - 1}")
-        signer = cls(name, key[1:])
+        name, expected_hash, seed = _parse_key(skey[len(_PRIVATE_KEY_PREFIX) :], "signer", "seed",
+                                               "PRIVATE+KEY+<name>+<key hash>+<key>")
+        signer = cls(name, seed)
         if signer.key_hash != expected_hash:
             raise ValueError("signer key hash does not match its name and public key")
         return signer
