@@ -484,10 +484,13 @@ def audit_checkpoint() -> None:
     from intake.core.crypto import current_keyring
 
     config = current_app.config
-    with _writing():
-        made = _commit_or_fail(lambda: checkpoints.checkpoint_now(
-            db.session(), keyring=current_keyring(), origin=config["AUDIT_ORIGIN"],
-            path=checkpoints.checkpoint_file(config)))
+    try:
+        with _writing():
+            made = _commit_or_fail(lambda: checkpoints.checkpoint_now(
+                db.session(), keyring=current_keyring(), origin=config["AUDIT_ORIGIN"],
+                path=checkpoints.checkpoint_file(config)))
+    except checkpoints.CheckpointRefused as exc:
+        raise click.ClickException(f"Refusing to sign a checkpoint: {exc}. Run `intake audit verify`.") from None
     if made is None:
         click.echo("No event since the last checkpoint; nothing to sign.")
         return

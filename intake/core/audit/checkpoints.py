@@ -25,7 +25,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from intake.core.audit.chain import GENESIS, Head, append_pending, encoded_column, event_hash, lock
-from intake.core.audit.merkle import CompactRange
+from intake.core.audit.merkle import CompactRange, root_of_leaf_hashes
 from intake.core.audit.models import AuditCheckpoint, AuditEvent, format_time
 from intake.core.audit.note import Checkpoint, Signer, Verifier, open_checkpoint, sign_checkpoint
 from intake.core.db import innermost_transaction, utcnow, within_transaction
@@ -127,29 +127,56 @@ def _check_against_file(connection: sa.Connection, path: Path | None) -> None:
                                 "database")
 
 
-def _new_hashes(connection: sa.Connection, after: int) -> Iterator[bytes]:
-    """Hashes of the events after `after`, each checked against its entry, its predecessor and its columns."""
+def _hash_bytes(value: Any) -> bytes | None:
+    return bytes(value) if isinstance(value, (bytes, bytearray, memoryview)) and len(value) == 32 else None
+
+
+def _last_signed_hash(connection: sa.Connection, tree: CompactRange) -> bytes:
+    """The hash of the last event the tree covers, checked against the tree.
+
+    The tree's smallest perfect subtree ends with that event: its root is recomputed from the stored hashes of the
+    events it spans (as many as the lowest set bit of the size says: a few, usually), so a stored hash that is not
+    the one signed is caught here rather than chained onto.
+    """
+    if tree.size == 0:
+        return GENESIS
+    span = tree.size & -tree.size
+    stored = [_hash_bytes(h) for h in connection.execute(
+        sa.select(AuditEvent.hash).where(AuditEvent.seq > tree.size - span, AuditEvent.seq <= tree.size)
+        .order_by(AuditEvent.seq)).scalars()]
+    if len(stored) != span or any(h is None for h in stored):
+        raise CheckpointRefused(f"events {tree.size - span + 1} to {tree.size}, already signed, are missing or damaged")
+    leaves = [h for h in stored if h is not None]
+    if root_of_leaf_hashes(leaves) != tree.hashes[-1]:
+        raise CheckpointRefused(f"events {tree.size - span + 1} to {tree.size} differ from what was signed")
+    return leaves[-1]
+
+
+def _new_hashes(connection: sa.Connection, tree: CompactRange) -> Iterator[bytes]:
+    """Hashes of the events after the tree, each checked against its entry, its predecessor and its columns."""
+    after = tree.size
     disagreeing = connection.execute(sa.select(AuditEvent.seq).where(
         AuditEvent.seq > after, AuditEvent.entry.is_distinct_from(encoded_column())).limit(1)).scalar()
     if disagreeing is not None:
         raise CheckpointRefused(f"event {disagreeing}'s columns differ from its entry")
-    last = GENESIS if after == 0 else connection.execute(
-        sa.select(AuditEvent.hash).where(AuditEvent.seq == after)).scalar()
-    if last is None:
-        raise CheckpointRefused(f"event {after}, the last one signed, is missing")
-    previous = bytes(last)
+    previous = _last_signed_hash(connection, tree)
     expected = after
     result = connection.execute(
         sa.select(AuditEvent.seq, AuditEvent.prev_hash, AuditEvent.hash, AuditEvent.entry)
         .where(AuditEvent.seq > after).order_by(AuditEvent.seq),
         execution_options={"yield_per": _BATCH},
     )
-    for seq, prev, stored, entry in result:
-        expected += 1
-        if seq != expected or bytes(prev) != previous or event_hash(bytes(prev), entry) != bytes(stored):
-            raise CheckpointRefused(f"event {expected} does not follow the chain")
-        previous = bytes(stored)
-        yield previous
+    try:
+        for seq, prev, stored, entry in result:
+            expected += 1
+            prev_b, stored_b = _hash_bytes(prev), _hash_bytes(stored)
+            if seq != expected or prev_b != previous or stored_b is None or not isinstance(entry, str) \
+                    or event_hash(prev_b, entry) != stored_b:
+                raise CheckpointRefused(f"event {expected} does not follow the chain")
+            previous = stored_b
+            yield previous
+    finally:
+        result.close()
 
 
 def make_checkpoint(
@@ -169,7 +196,7 @@ def make_checkpoint(
     _check_against_file(connection, path)
     tree = CompactRange() if previous is None else _signed_tree(previous, own.verifier, origin)
     start = tree.size
-    tree.append_leaf_hashes(_new_hashes(connection, tree.size))
+    tree.append_leaf_hashes(_new_hashes(connection, tree))
     for audit_event in unflushed:
         if audit_event.seq == tree.size + 1:
             tree.append_leaf_hash(audit_event.hash)

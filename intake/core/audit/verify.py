@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import multiprocessing
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -103,7 +104,7 @@ def _rows(connection: sa.Connection, lo: int, hi: int) -> Iterator[Sequence[Any]
     raw: Any = connection.connection.driver_connection
     # The entry as bytes: what is hashed, with no decoding that a damaged row could make fail.
     if connection.dialect.name == "postgresql":
-        cursor = raw.cursor(name=f"intake_audit_verify_{lo}", binary=True)
+        cursor = raw.cursor(name=f"intake_audit_verify_{lo}_{next(_cursor_numbers)}", binary=True)
         cursor.itersize = _FETCH
         query = ("SELECT seq, prev_hash, hash, convert_to(entry, 'UTF8') FROM audit_events "
                  "WHERE seq BETWEEN %s AND %s ORDER BY seq")
@@ -130,7 +131,7 @@ def _disagreeing_rows(engine: sa.Engine) -> list[Problem]:
     with engine.connect() as connection:
         rows = connection.execute(
             sa.select(AuditEvent.seq, AuditEvent.entry).where(AuditEvent.entry.is_distinct_from(encoded_column()))
-            .order_by(AuditEvent.seq).limit(MAX_PROBLEMS)
+            .order_by(AuditEvent.seq).limit(_COLLECTED)
         ).all()
     problems = []
     for seq, entry in rows:
@@ -266,7 +267,7 @@ def verify_log(
     last_seq = max(int(last_seq), 0)
     if first_seq < 1:
         stray = connection.execute(sa.select(AuditEvent.seq).where(AuditEvent.seq < 1).order_by(AuditEvent.seq)
-                                   .limit(MAX_PROBLEMS)).scalars().all()
+                                   .limit(_COLLECTED)).scalars().all()
         for seq in stray:
             report.add(Problem("inserted", f"a row numbered {seq} was inserted: events are numbered from 1",
                                seq=seq))
@@ -340,9 +341,13 @@ def _scan_block(
     loop (a hash of the wrong length, a value of the wrong type) makes it read the block again with
     `_scan_block_carefully`, which names that row.
     """
+    rows = fetch()
     try:
-        return _scan_block_fast(fetch(), lo, hi, sizes)
+        return _scan_block_fast(rows, lo, hi, sizes)
     except (TypeError, ValueError, AttributeError):
+        close = getattr(rows, "close", None)
+        if close is not None:
+            close()  # the first read's cursor, before the second one opens
         return _scan_block_carefully(fetch(), lo, hi, sizes)
 
 
@@ -415,6 +420,7 @@ def _missing(first: int, last: int) -> Problem:
 
 
 _worker_engines: dict[str, sa.Engine] = {}
+_cursor_numbers = itertools.count()
 
 
 def _scan_block_at(url: str, lo: int, hi: int, sizes: frozenset[int]) -> _Block:

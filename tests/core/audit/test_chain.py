@@ -487,3 +487,79 @@ def test_no_content_or_identity_reaches_the_audit_tables(make_app: Callable[...,
         file_text = cp.checkpoint_file(app.config).read_text(encoding="utf-8")
         assert not any(sentinel in file_text for sentinel in SENTINELS.values())
         assert service.verify().ok
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Appended at commit
+
+
+def _stored_count() -> int:
+    with db.engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(AuditEvent)).scalar_one())
+
+
+def test_an_event_recorded_then_rolled_back_leaves_nothing(app: Flask) -> None:
+    with app.app_context():
+        recorded = record_event(AuditAction.LOGIN, actor=ALICE)
+        db.session.rollback()
+        db.session.commit()  # nothing is left to append
+        assert events() == [] and recorded.seq is None
+        append(1, start=7)
+        db.session.commit()
+        found = events()
+        assert_chained(found)
+        assert [(e.seq, e.details["n"]) for e in found] == [(1, 7)]
+
+
+def test_events_of_rolled_back_savepoints_are_dropped_and_the_rest_numbered_consecutively(app: Flask) -> None:
+    with app.app_context():
+        append(1, start=0)
+        with db.session.begin_nested():  # kept: released into the transaction
+            append(1, start=1)
+            inner = db.session.begin_nested()
+            append(1, start=2)
+            inner.rollback()  # dropped, though its savepoint sat inside a kept one
+            append(1, start=3)
+        append(1, start=4)
+        with pytest.raises(LookupError), db.session.begin_nested():
+            append(1, start=5)
+            with db.session.begin_nested():
+                append(1, start=6)  # released into a savepoint that is then rolled back: dropped with it
+            raise LookupError
+        append(1, start=7)
+        db.session.commit()
+        found = events()
+        assert_chained(found)
+        assert [(e.seq, e.details["n"]) for e in found] == [(1, 0), (2, 1), (3, 3), (4, 4), (5, 7)]
+        assert service.verify().ok
+
+
+def test_a_flush_does_not_append_an_event_the_commit_does(app: Flask) -> None:
+    with app.app_context():
+        recorded = record_event(AuditAction.LOGIN, actor=ALICE)
+        db.session.flush()
+        assert recorded.seq is None and recorded.hash is None
+        # Not in the table, not even as the transaction itself sees it.
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)) == 0
+        db.session.commit()
+        assert recorded.seq == 1 and _stored_count() == 1
+        assert_chained(events())
+
+
+def test_an_on_demand_checkpoint_covers_the_events_of_its_own_transaction(app: Flask) -> None:
+    with app.app_context():
+        append(2)
+        db.session.commit()
+        append(3, start=2)  # recorded, not yet appended
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)) == 2
+        made = cp.checkpoint_now(db.session(), keyring=app.extensions["intake.keyring"],
+                                 origin=app.config["AUDIT_ORIGIN"], path=cp.checkpoint_file(app.config))
+        assert made is not None and made.tree_size == 5
+        db.session.commit()
+        found = events()
+        assert_chained(found)
+        assert [e.details["n"] for e in found] == [0, 1, 2, 3, 4]
+        assert [(c.id, c.tree_size) for c in checkpoints()] == [(1, 5)]
+        assert checkpoints()[0].root_hash == root_of_leaf_hashes([e.hash for e in found])
+        assert [(line["id"], line["tree_size"]) for line in file_lines(app)] == [(1, 5)]
+        assert service.verify().ok

@@ -10,10 +10,14 @@ case runs on SQLite and on PostgreSQL. The last tests show that the triggers, le
 from __future__ import annotations
 
 import base64
+import gc
 import hashlib
 import json
+import logging
 import os
+import warnings
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -154,8 +158,10 @@ def stored_hashes(app: Flask) -> list[bytes]:
     return [bytes(r[0]) for r in rows(app, "SELECT hash FROM audit_events ORDER BY seq")]
 
 
-GUARDS = {"audit_events": ("audit_events_refuse_update", "audit_events_refuse_delete"),
-          "audit_checkpoints": ("audit_checkpoints_refuse_update", "audit_checkpoints_refuse_delete")}
+GUARDS = {"audit_events": ("audit_events_refuse_update", "audit_events_refuse_delete",
+                           "audit_events_append_in_sequence"),
+          "audit_checkpoints": ("audit_checkpoints_refuse_update", "audit_checkpoints_refuse_delete",
+                                "audit_checkpoints_append_in_sequence")}
 
 
 @pytest.fixture
@@ -270,9 +276,9 @@ def _swap_columns(app: Flask, a: int, b: int) -> None:
 
 
 def _swap_seqs(app: Flask, a: int, b: int) -> None:
-    execute(app, ("UPDATE audit_events SET seq = -1 WHERE seq = :a", {"a": a}),
+    execute(app, ("UPDATE audit_events SET seq = 1000000 WHERE seq = :a", {"a": a}),
             ("UPDATE audit_events SET seq = :a WHERE seq = :b", {"a": a, "b": b}),
-            ("UPDATE audit_events SET seq = :b WHERE seq = -1", {"b": b}))
+            ("UPDATE audit_events SET seq = :b WHERE seq = 1000000", {"b": b}))
 
 
 @pytest.mark.parametrize("swap", [_swap_columns, _swap_seqs], ids=["columns", "seq-values"])
@@ -497,6 +503,19 @@ def test_the_triggers_refuse_changes_to_both_tables(app: Flask) -> None:
             continue  # SQLite has no TRUNCATE; its DELETE without WHERE is refused like any other
         with pytest.raises(sa.exc.DatabaseError, match="append-only"):
             execute(app, statement)
+    # Rows can only be added at the end, in sequence: not ahead, not with another previous hash, not over a number
+    # that exists (SQLite's REPLACE would otherwise slip past the delete trigger), not numbered below 1.
+    copy = ("INSERT INTO audit_events (seq, occurred_at, actor_id, actor_roles, action, target_type, target_ids, "
+            "reason, details, request_id, entry, prev_hash, hash) SELECT {seq}, occurred_at, actor_id, actor_roles, "
+            "action, target_type, target_ids, reason, details, request_id, entry, {prev}, hash FROM audit_events")
+    attempts = [copy.format(seq=5, prev="hash"), copy.format(seq=2, prev="prev_hash"), copy.format(seq=0, prev="hash"),
+                "INSERT INTO audit_checkpoints (id, created_at, tree_size, root_hash, frontier, note) SELECT 2, "
+                "created_at, tree_size, root_hash, frontier, note FROM audit_checkpoints"]
+    if not postgres:
+        attempts.append(copy.replace("INSERT INTO", "INSERT OR REPLACE INTO").format(seq=1, prev="prev_hash"))
+    for statement in attempts:
+        with pytest.raises(sa.exc.DatabaseError, match="append-only|seq_from_one"):
+            execute(app, statement)
     assert rows(app, "SELECT count(*) FROM audit_events")[0][0] == 1
     assert tuple(rows(app, "SELECT count(*), max(tree_size) FROM audit_checkpoints")[0]) == (1, 1)
     assert verify(app, use_configured_file=False).ok
@@ -518,3 +537,414 @@ def test_a_hash_is_what_anyone_recomputes_from_the_dump(log: Flask) -> None:
     for note, size in zip(notes, CHECKPOINT_SIZES, strict=True):
         root = base64.b64decode(note.split("\n")[2])
         assert root == root_of_leaf_hashes(hashes[:size])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Rows numbered below 1
+
+
+@pytest.fixture
+def unchecked(log: Flask) -> Iterator[Flask]:
+    """`log` without the CHECK that numbers events from 1, as an owner of the database could drop it (PostgreSQL:
+    put back after, the forged rows removed first; SQLite: `_insert_event` ignores the check for its statement)."""
+    postgres = log.config["DATABASE_URL"].startswith("postgresql")
+    if postgres:
+        execute(log, "ALTER TABLE audit_events DROP CONSTRAINT ck_audit_events_seq_from_one")
+    yield log
+    if postgres:
+        execute(log, "SET LOCAL lock_timeout = '10s'", "DELETE FROM audit_events WHERE seq < 1",
+                "ALTER TABLE audit_events ADD CONSTRAINT ck_audit_events_seq_from_one CHECK (seq >= 1)")
+
+
+def _insert_event(app: Flask, seq: int) -> None:
+    """A forged event numbered `seq`: event 1's columns, with an entry, links and hash consistent with each other."""
+    values = (seq, *rows(app, f"SELECT {', '.join(ENTRY_COLUMNS)} FROM audit_events WHERE seq = 1")[0][1:])  # noqa: S608
+    entry = encode_event(*values)
+    params = {**dict(zip(ENTRY_COLUMNS, values, strict=True)), "entry": entry, "prev_hash": GENESIS,
+              "hash": event_hash(GENESIS, entry)}
+    columns = (*ENTRY_COLUMNS, "entry", "prev_hash", "hash")
+    insert = (f"INSERT INTO audit_events ({', '.join(columns)}) "  # noqa: S608
+              f"VALUES ({', '.join(':' + c for c in columns)})", params)
+    if app.config["DATABASE_URL"].startswith("postgresql"):
+        execute(app, insert)
+    else:
+        execute(app, "PRAGMA ignore_check_constraints = ON", insert, "PRAGMA ignore_check_constraints = OFF")
+
+
+@pytest.mark.parametrize("seqs", [(0,), (-3,), (-7, 0)], ids=["zero", "negative", "both"])
+def test_a_forged_event_numbered_below_one_is_reported_inserted(unchecked: Flask, seqs: tuple[int, ...]) -> None:
+    for seq in seqs:
+        _insert_event(unchecked, seq)
+    assert rows(unchecked, "SELECT count(*) FROM audit_events")[0][0] == EVENTS + len(seqs)
+    report = assert_detected(unchecked, {"inserted"}, min(seqs))
+    assert [p.seq for p in report.problems] == sorted(seqs)
+    assert all(f"numbered {p.seq} was inserted" in p.message for p in report.problems)
+    # Events 1 to 40 themselves still verify: nothing else is reported, and the log is counted without the strays.
+    assert report.events == EVENTS
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Signing refuses a log that does not extend the last signed checkpoint
+
+
+def _append_events(app: Flask, first: int, last: int) -> None:
+    """Events `first`..`last` of the same kinds as the log's, in one transaction of their own."""
+    token = write_intent.set(True)
+    try:
+        with app.app_context():
+            for n in range(first, last + 1):
+                _record(n)
+            db.session.commit()
+    finally:
+        write_intent.reset(token)
+
+
+def _sign_now(app: Flask, *, with_file: bool = True) -> Any:
+    """`checkpoint_now` in a transaction of its own, as `intake audit checkpoint` runs it."""
+    token = write_intent.set(True)
+    try:
+        with app.app_context():
+            try:
+                made = cp.checkpoint_now(db.session(), keyring=current_keyring(), origin=app.config["AUDIT_ORIGIN"],
+                                         path=cp.checkpoint_file(app.config) if with_file else None)
+                db.session.commit()
+            except BaseException:
+                db.session.rollback()
+                raise
+            return made
+    finally:
+        write_intent.reset(token)
+
+
+@contextmanager
+def _cursors_collected() -> Iterator[None]:
+    """Collect garbage right after the block: a cursor a refusal or a damaged row left open would raise its
+    ResourceWarning here, in the test that caused it (warnings are errors in this suite)."""
+    yield
+    gc.collect()
+
+
+def _rewrite_chain(app: Flask, seq: int, details: str, *, through: int) -> None:
+    """Give event `seq` other details, with its entry, and recompute the hashes and links of events `seq` to
+    `through` so that they follow each other (a careful forger's rewrite)."""
+    previous = GENESIS
+    updates: list[tuple[str, dict[str, Any]]] = []
+    for values in rows(app, f"SELECT {', '.join(ENTRY_COLUMNS)} FROM audit_events ORDER BY seq"):  # noqa: S608
+        if values[0] == seq:
+            values = (*values[:8], details, values[9])
+        entry = encode_event(*values)
+        digest = event_hash(previous, entry)
+        if seq <= values[0] <= through:
+            updates.append(("UPDATE audit_events SET details = :d, entry = :e, prev_hash = :p, hash = :h "
+                            "WHERE seq = :s", {"d": values[8], "e": entry, "p": previous, "h": digest, "s": values[0]}))
+        previous = digest
+    execute(app, *updates)
+
+
+def _entry_with_details(app: Flask, seq: int, details: str) -> str:
+    values = rows(app, f"SELECT {', '.join(ENTRY_COLUMNS)} FROM audit_events WHERE seq = :s", s=seq)[0]  # noqa: S608
+    values = (*values[:8], details, values[9])
+    return encode_event(*values)
+
+
+def _columns_only(app: Flask) -> None:
+    execute(app, ("UPDATE audit_events SET details = :d WHERE seq = 43", {"d": '{"n":43}'}))
+
+
+def _entry_without_hash(app: Flask) -> None:
+    execute(app, ("UPDATE audit_events SET details = :d, entry = :e WHERE seq = 43",
+                  {"d": '{"n":43}', "e": _entry_with_details(app, 43, '{"n":43}')}))
+
+
+def _hash_without_next_link(app: Flask) -> None:
+    # Event 43 rewritten with its hash recomputed; event 44 still links to the old one.
+    _rewrite_chain(app, 43, '{"n":43}', through=43)
+
+
+def _frontier(app: Flask) -> None:
+    execute(app, ("UPDATE audit_checkpoints SET frontier = :f WHERE id = 4", {"f": bytes(64)}))
+
+
+def _root(app: Flask) -> None:
+    execute(app, ("UPDATE audit_checkpoints SET root_hash = :r WHERE id = 4", {"r": bytes(32)}))
+
+
+def _last_checkpoint_deleted(app: Flask) -> None:
+    # The checkpoint file's last line still names it.
+    execute(app, "DELETE FROM audit_checkpoints WHERE id = 4")
+
+
+@pytest.mark.parametrize(("forge", "refusal"), [
+    (_columns_only, "event 43's columns differ from its entry"),
+    (_entry_without_hash, "event 43 does not follow the chain"),
+    (_hash_without_next_link, "event 44 does not follow the chain"),
+    (_frontier, "checkpoint 4's columns or frontier differ from what it signed"),
+    # The file's last checkpoint is looked up by size and root: with the root column changed it is not found.
+    (_root, "the checkpoint file's last checkpoint (size 40) is no longer in the database"),
+    (_last_checkpoint_deleted, "the checkpoint file's last checkpoint (size 40) is no longer in the database"),
+], ids=["columns", "entry", "link", "frontier", "root", "deleted-checkpoint"])
+def test_signing_refuses_a_log_that_does_not_extend_the_last_checkpoint(
+    log: Flask, forge: Any, refusal: str, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Automatically, the refusal is logged and the commit that recorded the events goes through; on demand,
+    `checkpoint_now` raises it. Neither signs anything, in the database or in the file."""
+    _append_events(log, EVENTS + 1, EVENTS + 5)
+    before = rows(log, "SELECT id, tree_size FROM audit_checkpoints ORDER BY id")
+    if forge is _last_checkpoint_deleted:
+        before = before[:-1]
+    lines = file_path(log).read_text(encoding="utf-8")
+    forge(log)
+
+    log.config["AUDIT_CHECKPOINT_EVERY"] = 2
+    caplog.set_level(logging.ERROR, logger="intake.audit")
+    with _cursors_collected():
+        _append_events(log, EVENTS + 6, EVENTS + 8)  # a checkpoint is due: the commit must succeed all the same
+        logged = [r.getMessage() for r in caplog.records if r.name == "intake.audit" and r.levelno == logging.ERROR]
+        for record in caplog.records:  # a logged refusal holds its traceback, and with it the cursor left open
+            for arg in record.args if isinstance(record.args, tuple) else ():
+                if isinstance(arg, BaseException):
+                    arg.__traceback__ = None
+    assert [r[0] for r in rows(log, "SELECT seq FROM audit_events WHERE seq > 45 ORDER BY seq")] == [46, 47, 48]
+    assert len(logged) == 1, logged
+    assert logged[0].startswith("audit checkpoint refused: ") and refusal in logged[0]
+
+    with _cursors_collected():
+        with pytest.raises(cp.CheckpointRefused) as refused:
+            _sign_now(log)
+        message = str(refused.value)
+        del refused
+    assert refusal in message
+    assert rows(log, "SELECT id, tree_size FROM audit_checkpoints ORDER BY id") == before
+    assert file_path(log).read_text(encoding="utf-8") == lines
+
+
+@pytest.mark.parametrize("forge", [_frontier, _root], ids=["frontier", "root"])
+def test_signing_without_the_file_refuses_a_last_checkpoint_row_altered(log: Flask, forge: Any) -> None:
+    forge(log)
+    with pytest.raises(cp.CheckpointRefused, match="checkpoint 4's columns or frontier differ from what it signed"):
+        _sign_now(log, with_file=False)
+    assert rows(log, "SELECT count(*) FROM audit_checkpoints")[0][0] == 4
+
+
+def test_signing_refuses_a_consistent_rewrite_of_signed_events(log: Flask) -> None:
+    """Events 38 to 45 rewritten so that they follow each other: the chain since checkpoint 4 starts from event
+    40's stored hash, which is now the forger's. (What no checkpoint covers yet can be rewritten this way
+    unnoticed, by design; what checkpoint 4 signed cannot.) Verify names it afterwards all the same."""
+    _append_events(log, EVENTS + 1, EVENTS + 5)
+    _rewrite_chain(log, 38, '{"n":38}', through=45)  # event 38 is covered by checkpoint 4 (size 40)
+    try:
+        made = _sign_now(log)
+    except cp.CheckpointRefused:
+        return
+    raise AssertionError(f"signed checkpoint {made.id} over {made.tree_size} events of a rewritten log")
+
+
+# Only PostgreSQL streams through a server-side cursor.
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_refusal_in_the_middle_of_the_chain_leaves_no_cursor_open(log: Flask) -> None:
+    _append_events(log, EVENTS + 1, EVENTS + 5)
+    _entry_without_hash(log)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        try:
+            _sign_now(log)
+        except cp.CheckpointRefused:
+            pass
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)], [str(w.message) for w in caught]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The checkpoint file gone, or missing some of the database's checkpoints
+
+
+@pytest.mark.parametrize("how", ["deleted", "emptied"])
+def test_a_checkpoint_file_gone_while_the_database_holds_checkpoints(log: Flask, how: str) -> None:
+    path = file_path(log)
+    if how == "deleted":
+        path.unlink()
+    else:
+        path.write_bytes(b"")
+    report = assert_detected(log, {"checkpoint_file_missing"}, None)
+    (problem,) = report.problems
+    assert "audit-checkpoints.jsonl holds no checkpoint although the database holds 4" in problem.message
+    assert report.file_checkpoints == 0
+    # Without the file, the database's own checkpoints still verify.
+    assert verify(log, use_configured_file=False).ok
+
+
+def test_verify_refuses_a_checkpoint_file_option_naming_no_file(log: Flask, tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "audit-checkpoints.jsonl"
+    for path, message in ((missing, f"--checkpoint-file: {missing} is not a file."),
+                          (tmp_path, f"File '{tmp_path}' is a directory.")):
+        result = run_cli(log, "verify", "--checkpoint-file", str(path))
+        assert result.exit_code not in (0, None), result.output
+        assert isinstance(result.exception, SystemExit), result.exception  # a message, not a traceback
+        assert "Traceback" not in result.output
+        assert message in result.output
+    # Refused before anything was read: no verification was recorded.
+    assert rows(log, "SELECT count(*) FROM audit_events")[0][0] == EVENTS
+
+
+def test_a_database_checkpoint_missing_from_the_file_is_a_warning(log: Flask) -> None:
+    path = file_path(log)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["id"] for line in lines] == [1, 2, 3, 4]
+    path.write_text("\n".join(lines[:1] + lines[2:]) + "\n", encoding="utf-8")
+    report = verify(log)
+    assert report.ok, report.problems
+    assert report.file_checkpoints == 3
+    (warning,) = [w for w in report.warnings if "not in audit-checkpoints.jsonl" in w]
+    assert "1 checkpoint(s) of the database" in warning and "(the first: checkpoint 2)" in warning
+    result = run_cli(log, "verify")
+    assert result.exit_code == 0, result.output
+    assert "Note: 1 checkpoint(s) of the database are not in audit-checkpoints.jsonl (the first: checkpoint 2)" \
+        in result.output
+    assert "OK: every hash link" in result.output
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Damaged rows
+
+
+def test_a_hash_of_the_wrong_length_is_reported_malformed(log: Flask) -> None:
+    execute(log, ("UPDATE audit_events SET hash = :h WHERE seq = 25", {"h": stored_hashes(log)[24][:31]}))
+    crash = None
+    with _cursors_collected():
+        try:
+            report = assert_detected(log, {"malformed"}, 25,
+                                     allowed=FRONTIER | {"changed", "broken_link", "root_mismatch"})
+        except AssertionError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the crash is reported below, without its traceback's cursor
+            crash = f"verification crashed: {exc!r}"
+    assert crash is None, crash
+    assert [p.seq for p in report.problems if p.code == "malformed"] == [25]
+    # The damaged row stands in the tree as a hash no event has: the checkpoints over it fail, those before hold.
+    assert sorted(p.checkpoint or 0 for p in report.problems if p.code == "root_mismatch") == [3, 4]
+    assert report.events == EVENTS
+
+
+# A bytea column holds no text: only SQLite's dynamic typing lets a value of another type in.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_previous_hash_stored_as_text_is_reported_malformed(log: Flask) -> None:
+    execute(log, ("UPDATE audit_events SET prev_hash = :p WHERE seq = 25", {"p": stored_hashes(log)[23].hex()}))
+    assert rows(log, "SELECT typeof(prev_hash) FROM audit_events WHERE seq = 25") == [("text",)]
+    report = assert_detected(log, {"malformed"}, 25,
+                             allowed=FRONTIER | {"changed", "broken_link", "root_mismatch"})
+    assert [p.seq for p in report.problems if p.code == "malformed"] == [25]
+    assert sorted(p.checkpoint or 0 for p in report.problems if p.code == "root_mismatch") == [3, 4]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Gaps and many problems
+
+
+def test_a_gap_below_a_checkpoint_fails_every_checkpoint_above_it_without_claiming_truncation(log: Flask) -> None:
+    # Event 40, the last checkpoint's size, is still there; only event 20 is gone.
+    execute(log, "DELETE FROM audit_events WHERE seq = 20")
+    report = assert_detected(log, {"missing", "broken_link", "root_mismatch"}, 20, allowed=FRONTIER)
+    assert "truncated" not in codes(report)
+    assert sorted(p.checkpoint or 0 for p in report.problems if p.code == "root_mismatch") == [3, 4]
+    assert report.events == EVENTS - 1
+
+
+def _rewrite_details(app: Flask, seqs: Sequence[int], *, entry_too: bool) -> None:
+    updates: list[tuple[str, dict[str, Any]]] = []
+    for values in rows(app, f"SELECT {', '.join(ENTRY_COLUMNS)} FROM audit_events ORDER BY seq"):  # noqa: S608
+        if values[0] in seqs:
+            details = json.dumps({"n": -values[0]}, separators=(",", ":"))
+            values = (*values[:8], details, values[9])
+            params = {"d": details, "s": values[0], "e": encode_event(*values)}
+            sql = ("UPDATE audit_events SET details = :d, entry = :e WHERE seq = :s" if entry_too
+                   else "UPDATE audit_events SET details = :d WHERE seq = :s")
+            updates.append((sql, params))
+    execute(app, *updates)
+
+
+def test_more_problems_than_are_listed_are_all_counted(log: Flask) -> None:
+    _append_events(log, EVENTS + 1, EVENTS + 30)
+    changed = range(5, 65)  # 60 events, their entries rewritten too: the hashes no longer match
+    _rewrite_details(log, changed, entry_too=True)
+    report = verify(log)
+    # The tree is over the stored hashes, which are untouched: only the 60 events are wrong, each once.
+    assert report.total_problems == 60
+    assert [(p.code, p.seq) for p in report.problems] == [("changed", seq) for seq in range(5, 55)]  # log order
+    assert report.first_bad_seq == 5
+    result = run_cli(log, "verify")
+    assert result.exit_code == 1
+    assert "FAILED: 60 problem(s); the first bad event is 5." in result.output
+    assert "… and 10 more." in result.output
+    assert result.output.count("  [changed]") == 50
+
+
+def test_more_than_fifty_events_whose_columns_differ_from_their_entries_are_all_counted(log: Flask) -> None:
+    _append_events(log, EVENTS + 1, EVENTS + 30)
+    _rewrite_details(log, range(5, 65), entry_too=False)  # the hashes still match the entries
+    report = verify(log)
+    assert codes(report) == {"changed"}
+    assert len(report.problems) == 50 and report.first_bad_seq == 5
+    assert report.total_problems == 60
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Blocks and worker processes
+
+
+def _problems(report: Report) -> list[tuple[str, int | None, int | None]]:
+    return [(p.code, p.seq, p.checkpoint) for p in report.problems]
+
+
+def test_small_blocks_in_worker_processes_report_what_one_block_does(
+    log: Flask, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Eight events a block: the deletion at 20 and the change at 33 fall in different blocks, and five blocks
+    are enough for two worker processes (they are handed their blocks' bounds, so the patched size reaches them)."""
+    from intake.core.audit import verify as verify_module
+
+    execute(log, "DELETE FROM audit_events WHERE seq = 20")
+    _rewrite_details(log, [33], entry_too=True)
+    whole = verify(log)
+    monkeypatch.setattr(verify_module, "BLOCK", 8)
+    pools: list[Any] = []
+    pool = verify_module.ProcessPoolExecutor
+
+    def started(**kwargs: Any) -> Any:
+        pools.append(pool(**kwargs))
+        return pools[-1]
+
+    monkeypatch.setattr(verify_module, "ProcessPoolExecutor", started)
+    in_blocks = verify(log, jobs=1)
+    assert pools == []
+    in_workers = verify(log, jobs=2)
+    assert len(pools) == 1  # the blocks were hashed in worker processes
+    assert in_workers.problems == in_blocks.problems
+    assert in_workers.total_problems == in_blocks.total_problems
+    assert in_blocks.events == in_workers.events == whole.events == EVENTS - 1
+    # The same events are named, and the same checkpoints fail, whatever the block size.
+    events_named = {(code, seq) for code, seq, _ in _problems(whole) if code in ("missing", "broken_link", "changed")}
+    assert events_named == {("missing", 20), ("broken_link", 21), ("changed", 33)}
+    assert {(c, s) for c, s, _ in _problems(in_blocks) if c in ("missing", "broken_link", "changed")} == events_named
+    for report in (whole, in_blocks):
+        assert sorted(p.checkpoint or 0 for p in report.problems if p.code == "root_mismatch") == [3, 4]
+        assert report.first_bad_seq == 20
+        assert "truncated" not in codes(report)
+
+
+def test_the_checkpoint_command_refuses_a_forged_log_with_a_message(log: Flask) -> None:
+    _append_events(log, EVENTS + 1, EVENTS + 5)
+    _entry_without_hash(log)
+    with _cursors_collected():
+        result = run_cli(log, "checkpoint")
+        exited, exception, output = isinstance(result.exception, SystemExit), repr(result.exception), result.output
+        del result
+    assert exited, exception
+    assert "event 43 does not follow the chain" in output
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # a bytea column holds no text
+def test_signing_refuses_an_event_with_a_previous_hash_stored_as_text(log: Flask) -> None:
+    _append_events(log, EVENTS + 1, EVENTS + 5)
+    execute(log, ("UPDATE audit_events SET prev_hash = :p WHERE seq = 43", {"p": stored_hashes(log)[41].hex()}))
+    with pytest.raises(cp.CheckpointRefused):
+        _sign_now(log)
