@@ -175,6 +175,7 @@ def load_log(engine: sa.Engine, rows: list[tuple[Any, ...]], checkpoints: list[t
                 cursor.execute("ANALYZE audit_events")
         else:
             cursor = driver.cursor()
+            cursor.execute("BEGIN")  # intake's connections leave transactions to the caller (isolation_level None)
             cursor.executemany(f"INSERT INTO audit_events ({columns}) VALUES ({', '.join('?' * len(COLUMNS))})", rows)
             cursor.executemany(f"INSERT INTO audit_checkpoints ({checkpoint_columns}) VALUES (?, ?, ?, ?, ?, ?)",
                                checkpoints)
