@@ -63,7 +63,6 @@ ACTION_LABELS: dict[str, Any] = {
     AuditAction.RECORD_SHARED: _l("Record shared"),
     AuditAction.REIDENTIFIED: _l("Person re-identified"),
     AuditAction.RETENTION_DISPOSED: _l("Disposed of at the end of its retention period"),
-    AuditAction.AUDIT_CHECKPOINT_SIGNED: _l("Audit checkpoint signed"),
     AuditAction.AUDIT_VERIFIED: _l("Audit log verified"),
     AuditAction.AUDIT_SEARCHED: _l("Audit log searched"),
     AuditAction.AUDIT_HISTORY_VIEWED: _l("Record's audit history viewed"),

@@ -67,7 +67,6 @@ class AuditAction(enum.StrEnum):
     RECORD_SHARED = "record_shared"
     REIDENTIFIED = "reidentified"
     RETENTION_DISPOSED = "retention_disposed"
-    AUDIT_CHECKPOINT_SIGNED = "audit_checkpoint_signed"
     AUDIT_VERIFIED = "audit_verified"
     AUDIT_SEARCHED = "audit_searched"
     AUDIT_HISTORY_VIEWED = "audit_history_viewed"

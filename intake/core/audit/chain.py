@@ -140,14 +140,6 @@ def _time_or_none(value: Any) -> datetime | None:
         return None
 
 
-def head(connection: sa.Connection) -> tuple[int, bytes]:
-    """The last event's sequence number and hash, (0, GENESIS) for an empty log."""
-    row = connection.execute(
-        sa.select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
-    ).first()
-    return (0, GENESIS) if row is None else (int(row[0]), bytes(row[1]))
-
-
 def lock(connection: sa.Connection) -> None:
     """Serialise appenders until this transaction ends (PostgreSQL; SQLite writers already hold the write lock)."""
     if connection.dialect.name == "postgresql":

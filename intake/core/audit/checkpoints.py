@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from intake.core.audit.chain import GENESIS, Head, append_pending, encoded_column, event_hash, lock
 from intake.core.audit.merkle import CompactRange, root_of_leaf_hashes
 from intake.core.audit.models import AuditCheckpoint, AuditEvent, format_time
-from intake.core.audit.note import Checkpoint, Signer, Verifier, open_checkpoint, sign_checkpoint
+from intake.core.audit.note import Checkpoint, Signer, Verifier, open_checkpoint, parse_note, sign_checkpoint
 from intake.core.db import innermost_transaction, utcnow, within_transaction
 from intake.core.files import fsync_directory
 from intake.core.keys import Keyring, KeyringError
@@ -108,7 +108,7 @@ def last_file_checkpoint(path: Path) -> Checkpoint | None:
         return None
     try:
         entry = json.loads(lines[-1])
-        return Checkpoint.from_text(entry["note"][: entry["note"].index("\n\n") + 1])
+        return Checkpoint.from_text(parse_note(entry["note"])[0])
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise CheckpointRefused(f"the last line of {path} is not a checkpoint: {exc}") from None
 

@@ -1,9 +1,10 @@
 """`intake audit verify`: every link, every event hash, the Merkle root at every checkpoint, every signature.
 
 The verifier reads the log the way anyone holding a copy of the database could: each event's hash is recomputed
-from its stored columns (the database joins them, `chain.encoded_column`), each `prev_hash` must be the hash of the
-event before, sequence numbers must run 1, 2, 3… without gaps, and the RFC 9162 tree over the event hashes must
-have, at every checkpoint's size, the root that checkpoint signed. Checkpoints come from the database and from the
+from its stored entry, and the database compares every row's searchable columns with its entry
+(`chain.encoded_column`) while that happens; each `prev_hash` must be the hash of the event before, sequence numbers
+must run 1, 2, 3… without gaps, and the RFC 9162 tree over the event hashes must have, at every checkpoint's size,
+the root that checkpoint signed. Checkpoints come from the database and from the
 checkpoint file outside it; every note must carry a valid signature by the log's key, sizes must grow, and every
 checkpoint in the file must also be in the database. Checkpoints agree with each other (each later tree extends
 the earlier one) exactly when both roots are recomputed from the same prefix of the log, which this does.
