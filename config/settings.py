@@ -78,6 +78,9 @@ SETTINGS: tuple[Setting, ...] = (
             "(generated names under `BLOB_PATH`).", choices=("database", "files")),
     Setting("BLOB_PATH", "path", "", "Folder for encrypted attachments when `BLOB_STORAGE` is `files`. Empty means "
             "`<instance>/blobs`."),
+    Setting("CORRECTION_HOURS", "int", 72,
+            "How long after submitting an interview its interviewer may still correct it; then it locks for them.",
+            minimum=0, maximum=720),
     Setting("PSEUDONYM_PREFIX", "str", "KB",
             "Letters (1 to 4, A to Z) that begin every pseudonym code, e.g. `KB-7F3Q-2K`."),
     Setting("AUDIT_ORIGIN", "str", "intake.invalid/audit",

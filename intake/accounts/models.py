@@ -31,6 +31,7 @@ class Account(Base):
     is_active: Mapped[bool] = mapped_column(default=True)
     auth_epoch: Mapped[int] = mapped_column(default=1)
     locale: Mapped[str | None] = mapped_column(sa.String(8))
+    team: Mapped[str | None] = mapped_column(sa.String(64))  # the field team, shown where work is attributed
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     deactivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import date, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -35,6 +35,7 @@ class Testimony(Base):
     __table_args__ = (
         sa.CheckConstraint("status IN ({})".format(", ".join(f"'{s.value}'" for s in TestimonyStatus)),
                            name="known_status"),
+        sa.UniqueConstraint("interviewer_id", "idempotency_key", name="uq_testimonies_idempotency_key"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -48,11 +49,21 @@ class Testimony(Base):
     language: Mapped[str | None] = mapped_column(sa.String(8))
     region: Mapped[str | None] = mapped_column(sa.String(64))
     narrative: Mapped[bytes | None] = sealed_column("testimonies", "narrative")
+    # What the interview itself was like: readiness answers, questions declined, pauses, wellbeing and referral.
+    details: Mapped[bytes | None] = sealed_column("testimonies", "details")
+    interviewed_on: Mapped[date | None] = mapped_column(sa.Date)
+    # Raised by every saved change, so that a form sent from a page showing an older state is refused.
+    revision: Mapped[int] = mapped_column(default=1)
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    idempotency_key: Mapped[str | None] = mapped_column(sa.String(64))
+    submission_digest: Mapped[str | None] = mapped_column(sa.String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     data_key: Mapped[DataKey] = relationship(lazy="joined")
     attachments: Mapped[list[Attachment]] = relationship(back_populates="testimony", order_by="Attachment.id")
+    incidents: Mapped[list[Incident]] = relationship(back_populates="testimony", order_by="Incident.id",
+                                                     cascade="all, delete-orphan")
 
     @property
     def sealing_key(self) -> DataKey:
@@ -99,3 +110,24 @@ class AttachmentChunk(Base):
                                                primary_key=True)
     idx: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
     data: Mapped[bytes | None] = sealed_column("attachment_chunks", "data")
+
+
+class Incident(Base):
+    """One thing that happened, as the source told it. Its type, month and region are clear for filtering;
+    the date as given, the place, victims, alleged perpetrators and the source's relation to it are sealed."""
+
+    __tablename__ = "incidents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    testimony_id: Mapped[int] = mapped_column(sa.ForeignKey("testimonies.id"), index=True)
+    type: Mapped[str] = mapped_column(sa.String(48))
+    month: Mapped[str | None] = mapped_column(sa.String(7))  # YYYY-MM of the (first) date, when known
+    region: Mapped[str | None] = mapped_column(sa.String(64))
+    details: Mapped[bytes | None] = sealed_column("incidents", "details")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    testimony: Mapped[Testimony] = relationship(back_populates="incidents")
+
+    @property
+    def sealing_key(self) -> DataKey:
+        return self.testimony.data_key

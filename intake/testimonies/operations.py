@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 import puremagic
+import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 
 from intake.core.audit import AuditAction, record_event
@@ -113,12 +114,23 @@ def _read_exactly(source: BinaryIO, size: int) -> bytes:
     return b"".join(parts)
 
 
+MEDIUM_NAMES = {
+    Medium.AUDIO: _l("an audio recording"),
+    Medium.PHOTO: _l("a photo"),
+    Medium.VIDEO: _l("a video"),
+    Medium.DOCUMENT: _l("a document"),
+}
+
+
 def store_attachment(testimony: Testimony, source: BinaryIO, *, filename: str, actor: Any, config: Any,
-                     graphic: bool = False, capture: dict[str, Any] | None = None) -> Attachment:
+                     graphic: bool = False, capture: dict[str, Any] | None = None,
+                     allowed_media: frozenset[str] | None = None, declared_medium: str | None = None) -> Attachment:
     """Encrypt and store the file read from `source` as an attachment of `testimony`.
 
-    Raises `AttachmentRefused` for a file whose type is not recognised or that is larger than
-    `ATTACHMENT_MAX_BYTES`; the caller's transaction then rolls back and nothing of the file remains.
+    Raises `AttachmentRefused` for a file whose type is not recognised, that is larger than
+    `ATTACHMENT_MAX_BYTES`, whose content is another medium than `declared_medium` (what the interviewer said it
+    is), or whose medium is not in `allowed_media` (what the consent covers); the caller's transaction then rolls
+    back and nothing of the file remains.
     """
     limit = int(config["ATTACHMENT_MAX_BYTES"])
     head = _read_exactly(source, CHUNK_SIZE)
@@ -126,9 +138,16 @@ def store_attachment(testimony: Testimony, source: BinaryIO, *, filename: str, a
     if media_type is None:
         raise AttachmentRefused(_l("This kind of file is not accepted. Photos (JPEG, PNG, WebP, HEIC), audio "
                                    "(MP3, M4A, OGG, WAV, FLAC), video (MP4, 3GP, MOV, WebM) and PDF documents are."))
+    medium = ACCEPTED_MEDIA[media_type]
+    if declared_medium is not None and declared_medium != medium.value:
+        raise AttachmentRefused(_l("This file is %(actual)s, not %(declared)s. Choose what it really is.",
+                                   actual=MEDIUM_NAMES[medium], declared=MEDIUM_NAMES[Medium(declared_medium)]))
+    if allowed_media is not None and medium.value not in allowed_media:
+        raise AttachmentRefused(_l("The person did not consent to %(medium)s being kept, so this file cannot be "
+                                   "added.", medium=MEDIUM_NAMES[medium]))
     key = open_data_key(testimony.data_key)
     store = blob_store(config)
-    attachment = Attachment(testimony=testimony, medium=ACCEPTED_MEDIA[media_type].value, graphic=graphic,
+    attachment = Attachment(testimony=testimony, medium=medium.value, graphic=graphic,
                             storage=store.name, blob_name=new_blob_name(), stream_header=b"",
                             created_by_id=getattr(actor, "id", None))
     db.session.add(attachment)
@@ -190,11 +209,18 @@ def shred_testimony(testimony: Testimony, *, reason: str, actor: Any, config: An
     The sealed values and chunks are deleted as well (files once the transaction has committed); the row stays as
     a tombstone with its coarse classification, so the audit trail keeps its meaning.
     """
+    from intake.consents.models import ConsentRecord
+
     destroy_data_key(testimony.data_key)
     testimony.narrative = None
+    testimony.details = None
+    for incident in testimony.incidents:
+        incident.details = None
+    for consent in db.session.scalars(sa.select(ConsentRecord).where(ConsentRecord.testimony_id == testimony.id)):
+        consent.particulars = None
     for attachment in testimony.attachments:
         attachment.details = None
         blob_store(config, attachment.storage).delete(attachment)
     record_event(AuditAction.RECORD_SHREDDED, actor=actor, target_type="testimony", target_ids=[testimony.id],
-                 reason=reason, details={"parts": ["content", "attachments"],
+                 reason=reason, details={"parts": ["content", "attachments", "consent"],
                                          "attachments": len(testimony.attachments)})

@@ -48,6 +48,9 @@ class AuditAction(enum.StrEnum):
     IDENTITY_MATCH_CHECKED = "identity_match_checked"
     TESTIMONY_CREATED = "testimony_created"
     TESTIMONY_UPDATED = "testimony_updated"
+    TESTIMONY_SUBMITTED = "testimony_submitted"
+    INTERVIEW_NOT_HELD = "interview_not_held"
+    RECORD_ACCESS_REFUSED = "record_access_refused"  # details name the parts asked for and why they were refused
     ATTACHMENT_STORED = "attachment_stored"
     RECORD_SHREDDED = "record_shredded"
     KEK_ROTATED = "kek_rotated"

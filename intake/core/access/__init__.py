@@ -1,0 +1,191 @@
+"""The one way testimony is read: decide who may open which parts of a record, decrypt only those, and append the
+audit event in the same transaction (DESIGN invariant 4).
+
+`open_record` is what pages, the API and the CLI call to read a testimony, its incidents, its person's identity,
+its consent particulars or its attachments' details. It applies `decide`, raises `AccessRefused` (after recording
+the refusal) when nothing may be opened, and returns a `RecordView` holding only the parts allowed. A caller must
+let the request commit after a refusal, so that the refusal is recorded too: render the refusal, do not raise.
+
+Who may open what (this release): the interviewer who recorded a testimony, while it is a draft and during its
+correction window afterwards, as long as its consent to documentation stands. Other roles are added with the
+review workspace.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from intake.core.audit import AuditAction, record_event
+from intake.core.crypto.datakeys import open_data_key
+from intake.core.crypto.fields import Tombstone, open_value
+from intake.core.db import db, utcnow
+from intake.core.security import Permission
+
+
+class Part(enum.StrEnum):
+    CONTENT = "content"  # narrative, interview details, incidents
+    IDENTITY = "identity"  # the person's identity document
+    CONSENT = "consent"  # the sealed particulars of the consent (witness, interpreter, follow-up, note)
+    ATTACHMENTS = "attachments"  # attachments' details (file name, type, size, SHA-256)
+
+
+ALL_PARTS = frozenset(Part)
+
+
+class Reason(enum.StrEnum):
+    ALLOWED = "allowed"
+    NO_PERMISSION = "no_permission"
+    NOT_OWN = "not_own"
+    ERASED = "erased"
+    CONSENT_WITHDRAWN = "consent_withdrawn"
+    WINDOW_CLOSED = "correction_window_closed"
+
+
+@dataclass(frozen=True)
+class AccessDecision:
+    allowed: bool
+    parts: frozenset[Part]
+    reason: Reason
+
+
+class AccessRefused(Exception):
+    """The record may not be opened; the refusal has been recorded in the session's transaction."""
+
+    def __init__(self, decision: AccessDecision) -> None:
+        super().__init__(decision.reason.value)
+        self.decision = decision
+
+
+@dataclass(frozen=True)
+class IncidentView:
+    id: int
+    type: str
+    month: str | None
+    region: str | None
+    details: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AttachmentView:
+    id: int
+    medium: str
+    graphic: bool
+    created_at: datetime
+    details: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ConsentView:
+    number: int
+    recorded_at: datetime
+    script_language: str
+    script_hash: str
+    method: str
+    grants: dict[str, str]
+    media: list[str]
+    exclusions: list[list[str]]
+    is_minor: bool
+    follow_up_permitted: bool
+    review_date: date | None
+    particulars: dict[str, Any] | None  # None unless the consent part was opened
+
+
+@dataclass
+class RecordView:
+    """What one account may see of one testimony; parts not opened are None or empty."""
+
+    id: int
+    pseudonym: str
+    status: str
+    language: str | None
+    interviewed_on: date | None
+    submitted_at: datetime | None
+    revision: int
+    parts: frozenset[Part]
+    narrative: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    incidents: list[IncidentView] = field(default_factory=list)
+    identity: dict[str, Any] | None = None
+    consent: ConsentView | None = None
+    attachments: list[AttachmentView] = field(default_factory=list)
+
+
+def _deadline(testimony: Any, config: Any) -> datetime | None:
+    from intake.interviews.operations import correction_deadline
+
+    return correction_deadline(testimony, config)
+
+
+def decide(account: Any, testimony: Any, wanted: Iterable[Part], *, config: Any) -> AccessDecision:
+    """Which of `wanted` `account` may open in `testimony`, and why (nothing is read or recorded)."""
+    from intake.consents.operations import documentation_allowed
+    from intake.testimonies.models import TestimonyStatus
+
+    asked = frozenset(wanted)
+    if account is None or not account.has_permission(Permission.RECORD_INTERVIEWS):
+        return AccessDecision(False, frozenset(), Reason.NO_PERMISSION)
+    if testimony.interviewer_id != account.id:
+        return AccessDecision(False, frozenset(), Reason.NOT_OWN)
+    if testimony.data_key.destroyed_at is not None:
+        return AccessDecision(False, frozenset(), Reason.ERASED)
+    if not documentation_allowed(testimony.id).allowed:
+        return AccessDecision(False, frozenset(), Reason.CONSENT_WITHDRAWN)
+    if testimony.status != TestimonyStatus.DRAFT:
+        deadline = _deadline(testimony, config)
+        if testimony.status != TestimonyStatus.SUBMITTED or deadline is None or utcnow() >= deadline:
+            return AccessDecision(False, frozenset(), Reason.WINDOW_CLOSED)
+    return AccessDecision(True, asked, Reason.ALLOWED)
+
+
+def _opened(value: Any) -> Any:
+    return None if isinstance(value, Tombstone) else value
+
+
+def open_record(account: Any, testimony: Any, wanted: Iterable[Part], *, config: Any,
+                purpose: str = "interview") -> RecordView:
+    """Decide, decrypt the allowed parts, and record which parts were opened (or the refusal)."""
+    from intake.consents.models import ConsentRecord
+    from intake.identities.models import Person
+
+    asked = frozenset(wanted)
+    decision = decide(account, testimony, asked, config=config)
+    if not decision.allowed:
+        record_event(AuditAction.RECORD_ACCESS_REFUSED, actor=account, target_type="testimony",
+                     target_ids=[testimony.id], details={"parts": sorted(asked), "why": decision.reason.value,
+                                                         "purpose": purpose})
+        raise AccessRefused(decision)
+    parts = decision.parts
+    view = RecordView(id=testimony.id, pseudonym=testimony.pseudonym, status=testimony.status,
+                      language=testimony.language, interviewed_on=testimony.interviewed_on,
+                      submitted_at=testimony.submitted_at, revision=testimony.revision, parts=parts)
+    key = open_data_key(testimony.data_key) if parts - {Part.IDENTITY} else None
+    if Part.CONTENT in parts:
+        view.narrative = _opened(open_value(testimony, "narrative", key=key))
+        view.details = _opened(open_value(testimony, "details", key=key)) or {}
+        view.incidents = [IncidentView(i.id, i.type, i.month, i.region,
+                                       _opened(open_value(i, "details", key=key)) or {})
+                          for i in testimony.incidents]
+    record = db.session.scalar(sa.select(ConsentRecord).where(ConsentRecord.testimony_id == testimony.id)
+                               .order_by(ConsentRecord.number.desc()).limit(1))
+    if record is not None:
+        view.consent = ConsentView(
+            record.number, record.recorded_at, record.script_language, record.script_hash, record.method,
+            dict(record.grants), list(record.media), [list(e) for e in record.exclusions], record.is_minor,
+            record.follow_up_permitted, record.review_date,
+            _opened(open_value(record, "particulars", key=key)) if Part.CONSENT in parts else None)
+    if Part.ATTACHMENTS in parts:
+        view.attachments = [AttachmentView(a.id, a.medium, a.graphic, a.created_at,
+                                           _opened(open_value(a, "details", key=key)) or {})
+                            for a in testimony.attachments]
+    if Part.IDENTITY in parts:
+        person = db.session.scalar(sa.select(Person).where(Person.pseudonym == testimony.pseudonym))
+        view.identity = _opened(open_value(person, "identity")) if person is not None else None
+    record_event(AuditAction.RECORD_VIEWED, actor=account, target_type="testimony", target_ids=[testimony.id],
+                 details={"parts": sorted(parts), "purpose": purpose})
+    return view
