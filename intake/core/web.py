@@ -6,7 +6,7 @@
 - `check_access` refuses any route whose view declares no permission (deny by default), sends anonymous callers
   to sign-in (pages) or answers 401 (API), answers 403 to the wrong role, and asks for step-up where declared.
 - `transactional` wraps every view: the view's changes and their audit events commit once at the end, or roll
-  back together on any exception.
+  back together on any exception (a refused record access keeps only its audit event).
 - `secure_headers` sets the security headers on every response.
 - `end_request_transaction` rolls back what a refused request left open before the session is saved.
 """
@@ -217,11 +217,23 @@ def check_access() -> BaseResponse | None:
 def transactional(view: Callable[..., Any]) -> Callable[..., Any]:
     """Run `view` in the request's single transaction: commit once after it, roll back on any exception."""
 
+    from intake.core.access import AccessRefused
+
     @functools.wraps(view)
     def run_in_transaction(*args: Any, **kwargs: Any) -> Any:
         try:
             response = current_app.make_response(view(*args, **kwargs))
             db.session.commit()
+        except AccessRefused as refused:
+            # Nothing of the request is kept but the record of the refusal (DESIGN invariant 4).
+            db.session.rollback()
+            token = write_intent.set(True)
+            try:
+                refused.record_refusal()
+                db.session.commit()
+            finally:
+                write_intent.reset(token)
+            raise
         except BaseException:
             db.session.rollback()
             raise

@@ -3,8 +3,7 @@ audit event in the same transaction (DESIGN invariant 4).
 
 `open_record` is what pages, the API and the CLI call to read a testimony, its incidents, its person's identity,
 its consent particulars or its attachments' details. It applies `decide`, raises `AccessRefused` (after recording
-the refusal) when nothing may be opened, and returns a `RecordView` holding only the parts allowed. A caller must
-let the request commit after a refusal, so that the refusal is recorded too: render the refusal, do not raise.
+the refusal) when nothing may be opened, and returns a `RecordView` holding only the parts allowed.
 
 Who may open what (this release): the interviewer who recorded a testimony, while it is a draft and during its
 correction window afterwards, as long as its consent to documentation stands. Other roles are added with the
@@ -20,6 +19,8 @@ from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from flask_babel import lazy_gettext as _l
+from werkzeug.exceptions import Forbidden
 
 from intake.core.audit import AuditAction, record_event
 from intake.core.crypto.datakeys import open_data_key
@@ -54,12 +55,39 @@ class AccessDecision:
     reason: Reason
 
 
-class AccessRefused(Exception):
-    """The record may not be opened; the refusal has been recorded in the session's transaction."""
+REFUSALS: dict[Reason, Any] = {
+    Reason.NO_PERMISSION: _l("Your role does not give access to testimony."),
+    Reason.NOT_OWN: _l("Only the interviewer who recorded this interview can open it."),
+    Reason.ERASED: _l("This record was erased at the person's request."),
+    Reason.CONSENT_WITHDRAWN: _l("The person withdrew their consent, so this record can no longer be opened."),
+    Reason.WINDOW_CLOSED: _l("The time for corrections has ended, so this interview is locked. Ask a coordinator "
+                             "if something must be corrected."),
+}
 
-    def __init__(self, decision: AccessDecision) -> None:
-        super().__init__(decision.reason.value)
+
+class AccessRefused(Forbidden):
+    """The record may not be opened (a 403 saying why).
+
+    The refusal is audited: `open_record` records it, and since raising rolls the request's transaction back,
+    `intake.core.web.transactional` records it again (`record_refusal`) in a transaction of its own and commits it.
+    """
+
+    def __init__(self, decision: AccessDecision, *, actor: Any, testimony_id: int, asked: frozenset[Part],
+                 purpose: str) -> None:
+        super().__init__(description=str(REFUSALS.get(decision.reason, REFUSALS[Reason.NO_PERMISSION])))
         self.decision = decision
+        self.actor = actor
+        self.testimony_id = testimony_id
+        self.asked = asked
+        self.purpose = purpose
+
+    def record_refusal(self) -> None:
+        _record_refusal(self.actor, self.testimony_id, self.asked, self.decision.reason, self.purpose)
+
+
+def _record_refusal(actor: Any, testimony_id: int, asked: frozenset[Part], reason: Reason, purpose: str) -> None:
+    record_event(AuditAction.RECORD_ACCESS_REFUSED, actor=actor, target_type="testimony", target_ids=[testimony_id],
+                 details={"parts": sorted(asked), "why": reason.value, "purpose": purpose})
 
 
 @dataclass(frozen=True)
@@ -156,10 +184,8 @@ def open_record(account: Any, testimony: Any, wanted: Iterable[Part], *, config:
     asked = frozenset(wanted)
     decision = decide(account, testimony, asked, config=config)
     if not decision.allowed:
-        record_event(AuditAction.RECORD_ACCESS_REFUSED, actor=account, target_type="testimony",
-                     target_ids=[testimony.id], details={"parts": sorted(asked), "why": decision.reason.value,
-                                                         "purpose": purpose})
-        raise AccessRefused(decision)
+        _record_refusal(account, testimony.id, asked, decision.reason, purpose)
+        raise AccessRefused(decision, actor=account, testimony_id=testimony.id, asked=asked, purpose=purpose)
     parts = decision.parts
     view = RecordView(id=testimony.id, pseudonym=testimony.pseudonym, status=testimony.status,
                       language=testimony.language, interviewed_on=testimony.interviewed_on,
