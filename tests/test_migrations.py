@@ -169,3 +169,29 @@ def test_events_recorded_before_the_chain_are_chained_in_order_and_verify(empty_
     assert report.ok and report.events == 3, report.problems
     with empty_engine.begin() as conn, pytest.raises(sa.exc.DatabaseError, match="append-only"):
         conn.exec_driver_sql("UPDATE audit_events SET actor_id = 9")
+
+
+def test_testimonies_from_before_the_wizard_get_a_revision_and_consent_blocks_a_downgrade(
+        empty_engine: sa.Engine) -> None:
+    migrate.upgrade(empty_engine, "0004")
+    with empty_engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO data_keys (id, owner, kek_version, wrapped, created_at) "
+                             "VALUES (7, 'testimony', 1, :wrapped, CURRENT_TIMESTAMP)"), {"wrapped": b"\x00"})
+        conn.execute(sa.text("INSERT INTO data_keys (id, owner, kek_version, wrapped, created_at) "
+                             "VALUES (8, 'person', 1, :wrapped, CURRENT_TIMESTAMP)"), {"wrapped": b"\x00"})
+        conn.execute(sa.text("INSERT INTO persons (id, pseudonym, data_key_id, created_at) "
+                             "VALUES (1, 'KB-0000-00', 8, CURRENT_TIMESTAMP)"))
+        conn.execute(sa.text("INSERT INTO testimonies (id, pseudonym, data_key_id, status, created_at, updated_at) "
+                             "VALUES (1, 'KB-0000-00', 7, 'draft', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
+    migrate.upgrade(empty_engine)
+    with empty_engine.begin() as conn:
+        assert conn.execute(sa.text("SELECT revision FROM testimonies")).scalar() == 1
+        conn.execute(sa.text(
+            "INSERT INTO consent_versions (id, testimony_id, number, recorded_at, script_language, script_hash, "
+            "method, items, capacity_confirmed, voluntariness_confirmed, witness_present, interpreter_present, "
+            "is_minor, guardian_consented, child_assented, best_interests_given, grants, media, exclusions, "
+            "follow_up_permitted) VALUES (1, 1, 1, CURRENT_TIMESTAMP, 'en', :hash, 'written', '[]', true, true, "
+            "false, false, false, false, false, false, '{}', '[]', '[]', false)"), {"hash": "0" * 64})
+    with pytest.raises(RuntimeError, match="consent versions exist"):
+        migrate.downgrade(empty_engine, "0004")
+    assert migrate.is_at_head(empty_engine)

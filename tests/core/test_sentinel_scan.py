@@ -1,11 +1,11 @@
 """The attacker's view: with the database, its files and the disk, but not the keyring's passphrase, nothing planted in
 an encrypted field or an attachment can be found.
 
-Unique sentinel strings go into every field of the encrypted-field inventory, into attachments in both stores and into
-an upload spooled by a request; then the SQLite file with its WAL, a `pg_dump` of the PostgreSQL database, the instance
-folder (blobs included), the temporary directory and every log line are searched for them in the encodings a dump or a
-careless copy would use (UTF-8, UTF-16, hex, base64). A sentinel planted in a field that is clear by design is found
-by the same search, which shows the search can see.
+Unique sentinel strings go into every field of the encrypted-field inventory, into attachments in both stores, into
+every field of an interview left as a draft and into an upload spooled by a request; then the SQLite file with its
+WAL, a `pg_dump` of the PostgreSQL database, the instance folder (blobs included), the temporary directory and every
+log line are searched for them in the encodings a dump or a careless copy would use (UTF-8, UTF-16, hex, base64). A
+sentinel planted in a field that is clear by design is found by the same search, which shows the search can see.
 """
 
 from __future__ import annotations
@@ -32,8 +32,10 @@ from intake.accounts import operations as account_ops
 from intake.core.crypto.fields import SEALED_FIELDS
 from intake.core.db import db
 from intake.identities import operations as identity_ops
+from intake.interviews import operations as interview_ops
 from intake.testimonies import operations as testimony_ops
 from tests.conftest import PASSWORD, Auth, TestUser, TotpClock, missing
+from tests.interviews import factories
 
 JPEG_HEADER = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
 
@@ -128,8 +130,10 @@ def plant(app: Flask, sentinels: dict[str, str], totp_clock: TotpClock) -> dict[
             testimony, io.BytesIO(content), filename=sentinels["filename"], actor=interviewer,
             config={**app.config, "BLOB_STORAGE": "files"})
         db.session.commit()
+        draft = plant_draft(app, interviewer, sentinels)
+        db.session.commit()
         planted.update(totp=sentinels["totp"], storages={in_database.storage, in_files.storage},
-                       pseudonym=person.pseudonym)
+                       pseudonym=person.pseudonym, draft_pseudonym=draft.pseudonym)
         # The values really are there, behind the keys.
         assert identity_ops.read_identity(person)["name"] == sentinels["name"]
         assert testimony_ops.read_narrative(testimony) == sentinels["narrative"]
@@ -143,6 +147,31 @@ def plant(app: Flask, sentinels: dict[str, str], totp_clock: TotpClock) -> dict[
     boundary, body = encode_multipart({"photo": FileStorage(io.BytesIO(upload), "photo.jpg", "image/jpeg")})
     auth.client.post("/sign-in", data=body, content_type=f"multipart/form-data; boundary={boundary}")
     return planted
+
+
+def plant_draft(app: Flask, interviewer: Any, sentinels: dict[str, str]) -> Any:
+    """An interview left as a draft, with a sentinel in every field the wizard seals: consent particulars, the
+    identity, the narrative, an incident, the referral."""
+    draft = interview_ops.start_interview(
+        factories.readiness(),
+        factories.consent(method="oral_witnessed", witness=sentinels["witness"], interpreter=sentinels["interpreter"],
+                          is_minor=True, guardian_consented=True, child_assented=True,
+                          best_interests_note=sentinels["best_interests"], follow_up_permitted=True,
+                          follow_up_method=sentinels["follow_up"], follow_up_times="evenings"),
+        actor=interviewer, config=app.config)
+    interview_ops.save_person(draft, interview_ops.PersonInput(name=sentinels["draft_name"], birth_year=2010,
+                                                               contact=sentinels["draft_contact"]),
+                              actor=interviewer, config=app.config)
+    interview_ops.save_narrative(draft, sentinels["draft_narrative"], declined=False, actor=interviewer,
+                                 config=app.config)
+    interview_ops.add_incident(draft, factories.incident(
+        place_id="", place_description=sentinels["place"], victims_description=sentinels["victims"],
+        perpetrators=(interview_ops.Perpetrator(description=sentinels["perpetrator"], unit="",
+                                                involvement="present"),)), actor=interviewer, config=app.config)
+    interview_ops.save_referral(draft, factories.referral(note=sentinels["referral"]), actor=interviewer,
+                                config=app.config)
+    assert draft.status == "draft"
+    return draft
 
 
 @pytest.fixture
@@ -165,12 +194,24 @@ def test_an_attacker_with_the_database_and_the_disk_finds_no_sealed_value(
         "filename": f"filename-sentinel-{tag}.jpg",
         "upload": f"upload-sentinel-{tag}",
         "clear": f"region-clear-{tag}",
+        "witness": f"Վկա witness-sentinel-{tag}",
+        "interpreter": f"interpreter-sentinel-{tag}",
+        "best_interests": f"best-interests-sentinel-{tag}",
+        "follow_up": f"follow-up-sentinel-{tag}",
+        "draft_name": f"Черновик draft-name-sentinel-{tag}",
+        "draft_contact": f"draft-contact-sentinel-{tag}",
+        "draft_narrative": f"draft-narrative-sentinel-{tag}",
+        "place": f"place-sentinel-{tag}",
+        "victims": f"victims-sentinel-{tag}",
+        "perpetrator": f"perpetrator-sentinel-{tag}",
+        "referral": f"referral-note-sentinel-{tag}",
         "totp": pyotp.random_base32(),
     }
     planted = plant(scanning_app, sentinels, totp_clock)
     assert planted["storages"] == {"database", "files"}
     covered = {(f.table, f.column) for f in SEALED_FIELDS}
-    assert covered == {("persons", "identity"), ("testimonies", "narrative"), ("attachments", "details"),
+    assert covered == {("persons", "identity"), ("testimonies", "narrative"), ("testimonies", "details"),
+                       ("incidents", "details"), ("consent_versions", "particulars"), ("attachments", "details"),
                        ("attachment_chunks", "data"), ("accounts", "totp_secret")}, \
         "a sealed field was added to the inventory: plant a sentinel in it here"
 
@@ -206,3 +247,4 @@ def test_an_attacker_with_the_database_and_the_disk_finds_no_sealed_value(
     database_exhibits = [data for where, data in exhibits.items() if where.startswith(("pg_dump", "intake.sqlite3"))]
     assert any(any(p in data for p in encodings(sentinels["clear"])) for data in database_exhibits)
     assert any(planted["pseudonym"].encode() in data for data in database_exhibits)
+    assert any(planted["draft_pseudonym"].encode() in data for data in database_exhibits)
