@@ -264,11 +264,19 @@ def issue_setup_link() -> IssuedLink:
     return link
 
 
-def invite_account(*, username: str, roles: Sequence[str], actor: Account | None) -> IssuedLink:
+def _team(team: str | None) -> str | None:
+    value = " ".join((team or "").split())
+    if len(value) > 64:
+        raise AccountError(_l("A team name is at most 64 characters."), field="team")
+    return value or None
+
+
+def invite_account(*, username: str, roles: Sequence[str], actor: Account | None,
+                   team: str | None = None) -> IssuedLink:
     """Create a not-yet-enrolled account and a single-use enrolment link for it."""
     name = _validate_new_username(username)
     chosen = _validate_roles(roles)
-    account = Account(username=name, roles=[AccountRole(role=r.value) for r in chosen])
+    account = Account(username=name, roles=[AccountRole(role=r.value) for r in chosen], team=_team(team))
     _add_new_account(account)
     link = _issue(
         InvitationKind.INVITE, lifetime=timedelta(hours=current_app.config["INVITATION_HOURS"]), account=account,
@@ -672,6 +680,16 @@ def set_roles(account: Account, roles: Sequence[str], *, actor: Account) -> None
     end_all_sessions(account)
     record_event(AuditAction.ROLES_CHANGED, actor=actor, target_type="account", target_ids=[account.id],
                  details={"before": before, "after": after})
+
+
+def set_team(account: Account, team: str | None, *, actor: Account) -> None:
+    """Set the field team the account works in (None: no team)."""
+    value = _team(team)
+    if value == account.team:
+        return
+    before, account.team = account.team, value
+    record_event(AuditAction.TEAM_CHANGED, actor=actor, target_type="account", target_ids=[account.id],
+                 details={"before": before, "after": value})
 
 
 def deactivate(account: Account, *, actor: Account) -> None:

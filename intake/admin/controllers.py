@@ -37,7 +37,7 @@ def invite() -> Any:
     if form.validate_on_submit():
         try:
             link = ops.invite_account(username=form.username.data or "", roles=form.roles.data or [],
-                                      actor=g.account)
+                                      actor=g.account, team=form.team.data)
         except ops.AccountError as exc:
             attach_error(form, exc.message, exc.field)
         else:
@@ -53,9 +53,11 @@ def change_roles(account_id: int) -> Any:
     form = RolesForm()
     if request.method == "GET":
         form.roles.data = account.role_names
+        form.team.data = account.team or ""
     if form.validate_on_submit():
         try:
             ops.set_roles(account, form.roles.data or [], actor=g.account)
+            ops.set_team(account, form.team.data, actor=g.account)
         except ops.AccountError as exc:
             attach_error(form, exc.message, exc.field)
         else:

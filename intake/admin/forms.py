@@ -33,6 +33,14 @@ def role_field() -> RoleChoices:
     )
 
 
+def team_field() -> StringField:
+    return StringField(
+        _l("Team (optional)"), validators=[at_most(64)],
+        description=_l("The field team this person works in, e.g. Goris team. Shown where their work is "
+                       "attributed, such as the warning that a person may already have been interviewed."),
+    )
+
+
 class InviteForm(FlaskForm):
     username = StringField(
         _l("Username"), validators=[required(), at_most(64)],
@@ -40,7 +48,9 @@ class InviteForm(FlaskForm):
         render_kw={"autocapitalize": "none", "spellcheck": "false"},
     )
     roles = role_field()
+    team = team_field()
 
 
 class RolesForm(FlaskForm):
     roles = role_field()
+    team = team_field()

@@ -44,6 +44,7 @@ ACTION_LABELS: dict[str, Any] = {
     AuditAction.IDENTITY_MATCH_CHECKED: _l("Checked for earlier interviews of a person"),
     AuditAction.TESTIMONY_CREATED: _l("Testimony created"),
     AuditAction.TESTIMONY_UPDATED: _l("Testimony changed"),
+    AuditAction.TEAM_CHANGED: _l("Team changed"),
     AuditAction.TESTIMONY_SUBMITTED: _l("Testimony submitted"),
     AuditAction.INTERVIEW_NOT_HELD: _l("Interview not held"),
     AuditAction.RECORD_ACCESS_REFUSED: _l("Record access refused"),

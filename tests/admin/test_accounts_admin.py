@@ -568,3 +568,19 @@ def test_people_without_the_admin_role_cannot_reach_the_admin_pages(
     assert client.get(ACCOUNTS).status_code == 403
     assert post_form(client, "/admin/accounts/invite", {"username": "x1", "roles": ["admin"]},
                      token_from="/").status_code == 403
+
+
+def test_an_admin_sets_a_team_which_the_account_list_shows_and_the_log_records(
+    app: Flask, client: FlaskClient, auth: Auth, admin: TestUser, create_user: Callable[..., TestUser]
+) -> None:
+    amira = create_user("amira", ["interviewer"])
+    path = f"/admin/accounts/{amira.id}/roles"
+    assert post_form(client, f"/step-up?next={path}", {"code": auth.clock.code(admin.totp_secret)}).status_code == 303
+    too_long = post_form(client, path, {"roles": ["interviewer"], "team": "x" * 65})
+    assert too_long.status_code == 422
+    assert account_named(app, "amira").team is None
+    changed = post_form(client, path, {"roles": ["interviewer"], "team": "  Goris   team "})
+    assert changed.status_code == 303
+    assert account_named(app, "amira").team == "Goris team"
+    assert "Goris team" in client.get(ACCOUNTS).get_data(as_text=True)
+    assert [e.details for e in events(app, "team_changed")] == [{"before": None, "after": "Goris team"}]

@@ -39,6 +39,7 @@ class AuditAction(enum.StrEnum):
     INVITATION_ISSUED = "invitation_issued"
     ACCOUNT_CREATED = "account_created"
     ROLES_CHANGED = "roles_changed"
+    TEAM_CHANGED = "team_changed"
     ACCOUNT_DEACTIVATED = "account_deactivated"
     ACCOUNT_REACTIVATED = "account_reactivated"
     TOKEN_CREATED = "token_created"  # noqa: S105 - an event name
