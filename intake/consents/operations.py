@@ -232,7 +232,9 @@ def record_withdrawal(testimony: Any, *, purposes: Iterable[str], received_how: 
     record_event(AuditAction.CONSENT_WITHDRAWN, actor=actor, target_type="testimony", target_ids=[testimony.id],
                  details=withdrawal.described())
     if erasure:
-        shred_testimony(testimony, reason="the person asked for their data to be erased", actor=actor, config=config)
+        if testimony.data_key.destroyed_at is None:  # erased before: the first shredding stands as it was
+            shred_testimony(testimony, reason="the person asked for their data to be erased", actor=actor,
+                            config=config)
         person = db.session.scalar(sa.select(Person).where(Person.pseudonym == testimony.pseudonym))
         if person is not None and person.data_key.destroyed_at is None:
             shred_identity(person, reason="the person asked for their data to be erased", actor=actor)

@@ -1,0 +1,158 @@
+"""Forms of the withdrawal pages, and the names shown for purposes, levels of disclosure, media, statuses and the
+ways a request reaches us."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, Field, RadioField, SelectChoice, SelectMultipleField, StringField
+from wtforms.validators import InputRequired, Length, Regexp, ValidationError
+from wtforms.widgets import CheckboxInput, ListWidget
+
+from consent.records import Disclosure, Medium, Purpose
+from intake.consents.operations import RECEIVED_HOW
+from intake.testimonies.models import TestimonyStatus
+from intake.withdrawals import MAX_PSEUDONYM, PSEUDONYM
+
+PURPOSE_LABELS: dict[str, Any] = {
+    Purpose.DOCUMENTATION: _l("Documentation: keep and analyse the testimony"),
+    Purpose.REFERRAL: _l("Referral: tell a service provider what the person needs"),
+    Purpose.UN_MECHANISMS: _l("United Nations mechanisms"),
+    Purpose.INTERNATIONAL_JUSTICE: _l("International justice: courts and investigators"),
+    Purpose.DOMESTIC_PROSECUTION: _l("Domestic prosecution"),
+    Purpose.ADVOCACY: _l("Advocacy: public reports"),
+    Purpose.MEDIA: _l("Media: journalists"),
+}
+
+DISCLOSURE_LABELS: dict[str, Any] = {
+    Disclosure.ANONYMOUS: _l("anonymous"),
+    Disclosure.PSEUDONYMOUS: _l("pseudonymous (code only)"),
+    Disclosure.CONFIDENTIAL: _l("confidential (identity under confidentiality)"),
+    Disclosure.PUBLIC: _l("public"),
+}
+
+MEDIUM_LABELS: dict[str, Any] = {
+    Medium.AUDIO: _l("audio"),
+    Medium.PHOTO: _l("photo"),
+    Medium.VIDEO: _l("video"),
+    Medium.DOCUMENT: _l("document"),
+}
+
+STATUS_LABELS: dict[str, Any] = {
+    TestimonyStatus.DRAFT: _l("draft"),
+    TestimonyStatus.SUBMITTED: _l("submitted"),
+    TestimonyStatus.IN_REVIEW: _l("in review"),
+    TestimonyStatus.REVIEWED: _l("reviewed"),
+    TestimonyStatus.ARCHIVED: _l("archived"),
+}
+
+RECEIVED_HOW_LABELS: dict[str, Any] = {
+    "in_person": _l("In person"),
+    "phone": _l("By phone"),
+    "message": _l("By message (text, e-mail, messaging app)"),
+    "letter": _l("By letter"),
+    "through_someone": _l("Through someone else"),
+}
+
+WHOLE = "whole"
+SOME = "some"
+
+
+def label_of(labels: dict[str, Any], value: str) -> str:
+    """The value's name in the reader's language (the stored value when it has none)."""
+    label = labels.get(value)
+    return str(label) if label is not None else value
+
+
+def _stripped(text: str | None) -> str | None:
+    return text.strip() if text else text
+
+
+def _received_how_field() -> RadioField:
+    return RadioField(
+        _l("How the request reached you"),
+        choices=[SelectChoice(v, RECEIVED_HOW_LABELS.get(v, v)) for v in RECEIVED_HOW], validate_choice=False,
+        validators=[InputRequired(message=_l("Say how the request reached you."))],
+    )
+
+
+def _known_way(_form: Any, field: Field) -> None:
+    if field.data not in RECEIVED_HOW:
+        raise ValidationError(_l("Say how the request reached you."))
+
+
+class WithdrawalForm(FlaskForm):
+    """Withdraw consent for everything, or for some of the purposes still in force."""
+
+    scope = RadioField(
+        _l("What the person withdraws"),
+        choices=[SelectChoice(WHOLE, _l("Everything: no further use of the testimony at all")),
+                 SelectChoice(SOME, _l("Only the purposes ticked below"))],
+        validate_choice=False,
+        validators=[InputRequired(message=_l("Choose whether the person withdraws everything or only some "
+                                             "purposes."))],
+    )
+    purposes = SelectMultipleField(
+        _l("Purposes withdrawn"), widget=ListWidget(prefix_label=False), option_widget=CheckboxInput(),
+        validate_choice=False,
+        description=_l("Withdrawing documentation stops every use, as nothing can be used that may not be kept."),
+    )
+    received_how = _received_how_field()
+
+    def __init__(self, offered: Iterable[str], *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.offered = list(offered)
+        self.purposes.choices = [SelectChoice(p, PURPOSE_LABELS.get(p, p)) for p in self.offered]
+
+    def validate_scope(self, field: Field) -> None:
+        if field.data not in (WHOLE, SOME):
+            raise ValidationError(_l("Choose whether the person withdraws everything or only some purposes."))
+
+    def validate_purposes(self, field: Field) -> None:
+        chosen = field.data or []
+        if not set(chosen) <= set(self.offered):
+            raise ValidationError(_l("Choose among the purposes the consent covers."))
+        if self.scope.data == SOME and not chosen:
+            raise ValidationError(_l("Tick the purposes the person withdraws."))
+
+    def validate_received_how(self, field: Field) -> None:
+        _known_way(self, field)
+
+    @property
+    def chosen_purposes(self) -> list[str]:
+        """The purposes withdrawn (none: everything), once validated."""
+        return list(self.purposes.data or []) if self.scope.data == SOME else []
+
+
+class ErasureForm(FlaskForm):
+    """Erase at the person's request: how the request came, and a confirmation that it is what they asked."""
+
+    received_how = _received_how_field()
+    confirm = BooleanField(
+        _l("The person asks for their data to be erased, and I understand that this cannot be undone"),
+        validators=[InputRequired(message=_l("Tick this box to confirm that the person asked for erasure."))],
+    )
+
+    def validate_received_how(self, field: Field) -> None:
+        _known_way(self, field)
+
+
+class FindRecordForm(FlaskForm):
+    """Find a record by its pseudonym code (a GET form: its field is a query parameter)."""
+
+    class Meta:
+        csrf = False  # a search changes nothing the caller chose; its address can be bookmarked
+
+    pseudonym = StringField(
+        _l("Pseudonym code"),
+        validators=[InputRequired(message=_l("Enter the pseudonym code, for example KB-7F3Q-2K.")),
+                    Length(max=MAX_PSEUDONYM, message=_l("Use at most %(max)d characters.")),
+                    Regexp(PSEUDONYM.pattern + r"\Z",
+                           message=_l("A pseudonym code is letters and digits in groups, for example KB-7F3Q-2K."))],
+        filters=[_stripped],
+        description=_l("As written on the consent form or the person's card, for example KB-7F3Q-2K."),
+        render_kw={"autocapitalize": "characters", "spellcheck": "false", "autocomplete": "off"},
+    )
