@@ -35,6 +35,8 @@ from intake.core.db import db, utcnow
 COUNTRY = re.compile(r"[A-Z]{2}")
 RECIPIENT_KEY = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 MAX_NAME = 200
+# Where a transaction keeps the consent decisions it already made (see `forget_decisions`).
+DECISIONS_KEY = "intake.consent_decisions"
 MAX_NOTE = 2000
 
 
@@ -138,6 +140,11 @@ def consent_problems(given: ConsentInput, *, today: date) -> dict[str, list[Any]
     return problems
 
 
+def forget_decisions() -> None:
+    """Drop the decisions this transaction remembered: consent changed."""
+    db.session.info.pop(DECISIONS_KEY, None)
+
+
 def record_consent(testimony: Any, given: ConsentInput, *, actor: Any) -> ConsentRecord:
     """Check and store a new consent version for `testimony`; raises `InputRefused` and stores nothing if invalid."""
     problems = consent_problems(given, today=utcnow().date())
@@ -161,6 +168,7 @@ def record_consent(testimony: Any, given: ConsentInput, *, actor: Any) -> Consen
     )
     db.session.add(record)
     db.session.flush()
+    forget_decisions()
     seal_value(record, "particulars", {
         "witness": given.witness.strip(),
         "interpreter": given.interpreter.strip(),
@@ -229,6 +237,7 @@ def record_withdrawal(testimony: Any, *, purposes: Iterable[str], received_how: 
                                    erasure=erasure, recorded_by_id=getattr(actor, "id", None))
     db.session.add(withdrawal)
     db.session.flush()
+    forget_decisions()
     record_event(AuditAction.CONSENT_WITHDRAWN, actor=actor, target_type="testimony", target_ids=[testimony.id],
                  details=withdrawal.described())
     if erasure:

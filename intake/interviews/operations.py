@@ -24,6 +24,7 @@ from flask_babel import lazy_gettext as _l
 
 from intake.accounts.models import Account
 from intake.consents.operations import (
+    DECISIONS_KEY,
     ConsentInput,
     InputRefused,
     consent_problems,
@@ -198,7 +199,9 @@ def readiness_problems(readiness: Readiness) -> dict[str, list[Any]]:
 def record_not_held(*, stage: str, reasons: Sequence[str], actor: Any) -> InterviewNotHeld:
     """Record only that an interview was not held, at which stage and why: nothing about the person."""
     known = [r for r in dict.fromkeys(reasons) if r in NOT_HELD_REASONS]
-    if stage not in ("readiness", "consent") or not known or len(known) != len(set(reasons)):
+    if stage not in ("readiness", "consent"):
+        raise InputRefused.one("stage", _l("Say whether the interview stopped at the readiness check or at consent."))
+    if not known or len(known) != len(set(reasons)):
         raise InputRefused.one("reasons", _l("Choose why the interview was not held."))
     row = InterviewNotHeld(recorded_at=utcnow(), interviewer_id=getattr(actor, "id", None), stage=stage,
                            reasons=known)
@@ -244,13 +247,15 @@ def correction_deadline(testimony: Testimony, config: Any) -> datetime | None:
 
 
 def ensure_editable(testimony: Testimony, actor: Any, config: Any) -> None:
-    """Refuse (`Locked`) unless `actor` recorded this testimony, its consent stands and it is a draft or still in
-    its correction window."""
+    """Refuse unless `actor` recorded this testimony (else `AccessRefused`, audited), its consent stands and it is a
+    draft or still in its correction window (else `Locked`)."""
     if testimony.interviewer_id is None or testimony.interviewer_id != getattr(actor, "id", None):
-        raise Locked(_l("Only the interviewer who recorded this interview can change it."))
+        from intake.core.access import Part, Reason, refuse
+
+        refuse(actor, testimony, Reason.NOT_OWN, asked={Part.CONTENT}, purpose="change")
     if testimony.data_key.destroyed_at is not None:
         raise Locked(_l("This record was erased at the person's request."))
-    if not documentation_allowed(testimony.id).allowed:
+    if not _documentation_allowed(testimony.id):
         raise Locked(_l("The person withdrew their consent: this interview can no longer be changed."))
     if testimony.status == TestimonyStatus.DRAFT:
         return
@@ -260,13 +265,27 @@ def ensure_editable(testimony: Testimony, actor: Any, config: Any) -> None:
                         "something must be corrected."))
 
 
+def _documentation_allowed(testimony_id: int) -> bool:
+    """`documentation_allowed`, asked once per transaction and testimony: a withdrawal recorded meanwhile clears
+    the answers (`intake.consents.operations.forget_decisions`), and the next request asks again."""
+    known: dict[int, bool] = db.session.info.setdefault(DECISIONS_KEY, {})
+    if testimony_id not in known:
+        known[testimony_id] = documentation_allowed(testimony_id).allowed
+    return known[testimony_id]
+
+
 def bump_revision(testimony: Testimony, expected: int | None) -> None:
     """Raise the revision, refusing (`StaleDraft`) if the form showed another one.
 
     One guarded UPDATE: of two requests sent from the same revision, the second waits for the first's row lock
-    (PostgreSQL) or the write lock (SQLite), then matches no row and is refused.
+    (PostgreSQL) or the write lock (SQLite), then matches no row and is refused. Without an expected revision
+    (one request doing several steps, as the API's single submission does) the revision is raised with the
+    testimony's other changes.
     """
-    current = testimony.revision if expected is None else expected
+    if expected is None:
+        testimony.revision = testimony.revision + 1
+        return
+    current = expected
     result: sa.CursorResult[Any] = db.session.execute(sa.update(Testimony).where(Testimony.id == testimony.id,
                                                            Testimony.revision == current)
                                 .values(revision=current + 1).execution_options(synchronize_session=False))  # type: ignore[assignment]
@@ -593,19 +612,24 @@ def submitted_with_key(actor: Any, key: str) -> Testimony | None:
     return found
 
 
-def submit(testimony: Testimony, *, idempotency_key: str, actor: Any, config: Any, revision: int | None = None,
-           digest: str | None = None) -> bool:
+def submit(testimony: Testimony, *, idempotency_key: str, actor: Any, config: Any,
+           revision: int | None = None) -> bool:
     """Finalise the interview. Returns False when it was already submitted with this same key (a retry or a
-    double click), True when submitted now; another key for a submitted interview is refused."""
+    double click), True when submitted now; another key for a submitted interview is refused.
+
+    The submission's key is kept apart from the key of the request that created the interview, so that a late
+    retry of that request is still recognised whatever key the submission used.
+    """
     if not IDEMPOTENCY_KEY.fullmatch(idempotency_key or ""):
         raise InputRefused.one("idempotency_key", _l("The submission key is missing or malformed."))
     if testimony.status != TestimonyStatus.DRAFT:
-        if testimony.idempotency_key == idempotency_key and (digest is None or digest == testimony.submission_digest):
+        if testimony.submission_key == idempotency_key:
             return False
         raise Locked(_l("This interview was already submitted."))
     ensure_editable(testimony, actor, config)
-    other = submitted_with_key(actor, idempotency_key)
-    if other is not None and other.id != testimony.id:
+    other = db.session.scalar(sa.select(Testimony.id).where(
+        Testimony.interviewer_id == getattr(actor, "id", None), Testimony.submission_key == idempotency_key))
+    if other is not None and other != testimony.id:
         raise InputRefused.one("idempotency_key", _l("This submission key was already used for another interview."))
     details = _details(testimony)
     if not details.get("referral"):
@@ -615,8 +639,7 @@ def submit(testimony: Testimony, *, idempotency_key: str, actor: Any, config: An
     bump_revision(testimony, revision)
     testimony.status = TestimonyStatus.SUBMITTED.value
     testimony.submitted_at = utcnow()
-    testimony.idempotency_key = idempotency_key
-    testimony.submission_digest = digest
+    testimony.submission_key = idempotency_key
     record_event(AuditAction.TESTIMONY_SUBMITTED, actor=actor, target_type="testimony", target_ids=[testimony.id],
                  details={"incidents": len(testimony.incidents), "attachments": len(testimony.attachments)})
     return True

@@ -55,8 +55,9 @@ class Testimony(Base):
     # Raised by every saved change, so that a form sent from a page showing an older state is refused.
     revision: Mapped[int] = mapped_column(default=1)
     submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    idempotency_key: Mapped[str | None] = mapped_column(sa.String(64))
+    idempotency_key: Mapped[str | None] = mapped_column(sa.String(64))  # of the request that created it
     submission_digest: Mapped[str | None] = mapped_column(sa.String(64))
+    submission_key: Mapped[str | None] = mapped_column(sa.String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

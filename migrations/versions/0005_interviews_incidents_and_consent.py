@@ -102,6 +102,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('submitted_at', sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('idempotency_key', sa.String(length=64), nullable=True))
         batch_op.add_column(sa.Column('submission_digest', sa.String(length=64), nullable=True))
+        batch_op.add_column(sa.Column('submission_key', sa.String(length=64), nullable=True))
         batch_op.create_unique_constraint('uq_testimonies_idempotency_key', ['interviewer_id', 'idempotency_key'])
 
 
@@ -112,6 +113,7 @@ def downgrade() -> None:
         raise RuntimeError("consent versions exist: downgrading would lose what people consented to")
     with op.batch_alter_table('testimonies', schema=None) as batch_op:
         batch_op.drop_constraint('uq_testimonies_idempotency_key', type_='unique')
+        batch_op.drop_column('submission_key')
         batch_op.drop_column('submission_digest')
         batch_op.drop_column('idempotency_key')
         batch_op.drop_column('submitted_at')

@@ -16,7 +16,7 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
@@ -169,6 +169,14 @@ def decide(account: Any, testimony: Any, wanted: Iterable[Part], *, config: Any)
         if testimony.status != TestimonyStatus.SUBMITTED or deadline is None or utcnow() >= deadline:
             return AccessDecision(False, frozenset(), Reason.WINDOW_CLOSED)
     return AccessDecision(True, asked, Reason.ALLOWED)
+
+
+def refuse(account: Any, testimony: Any, reason: Reason, *, asked: Iterable[Part], purpose: str) -> NoReturn:
+    """Record that `account` was refused `testimony` for `reason`, and raise `AccessRefused`."""
+    wanted = frozenset(asked)
+    _record_refusal(account, testimony.id, wanted, reason, purpose)
+    raise AccessRefused(AccessDecision(False, frozenset(), reason), actor=account, testimony_id=testimony.id,
+                        asked=wanted, purpose=purpose)
 
 
 def _opened(value: Any) -> Any:
