@@ -255,13 +255,32 @@ def end_request_transaction(response: Response) -> Response:
     return response
 
 
+BODY_LIMIT_ATTRIBUTE = "__intake_body_limit__"
+
+
+def accepts_bodies_up_to(setting: str) -> Callable[[Any], Any]:
+    """Let a view take request bodies of up to the `setting` bytes (plus MAX_CONTENT_LENGTH for the rest of the
+    form) instead of MAX_CONTENT_LENGTH: for uploads. `start_request` applies it before anything reads the body."""
+
+    def decorate(view: Any) -> Any:
+        setattr(view, BODY_LIMIT_ATTRIBUTE, setting)
+        return view
+
+    return decorate
+
+
 def start_request() -> None:
     g.request_id = request.headers.get("X-Request-Id", "")[:64] or secrets.token_hex(8)
     if not g.request_id.replace("-", "").isalnum():
         g.request_id = secrets.token_hex(8)
     g.request_started = time.perf_counter()
+    # A larger limit declared by the view, set here because this hook runs first: the CSRF check after it reads
+    # the form, and so would refuse the body at the application's limit.
+    setting = getattr(current_app.view_functions.get(request.endpoint or ""), BODY_LIMIT_ATTRIBUTE, None)
+    if setting is not None and current_app.config.get("MAX_CONTENT_LENGTH") is not None:
+        request.max_content_length = int(current_app.config[setting]) + int(current_app.config["MAX_CONTENT_LENGTH"])
     # Refuse an oversized body up front, also on routes that never read it (werkzeug only checks on reading).
-    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    limit = request.max_content_length
     if limit is not None and (request.content_length or 0) > limit:
         raise RequestEntityTooLarge()
 
