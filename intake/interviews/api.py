@@ -494,11 +494,13 @@ class Withdrawals(MethodView):
     @blp.response(201, WithdrawalRecordSchema)
     def post(self, data: dict[str, Any], testimony_id: int) -> Any:
         """Record that the person withdrew their consent, for every purpose (`purposes` empty) or some, and how
-        the request reached you. It takes effect at once; with `erasure`, the identity and the record are
-        shredded, leaving a tombstone and the audit trail."""
+        the request reached you. It takes effect at once. `erasure` is refused with 403: erase through the web
+        interface, which asks for a fresh two-factor code."""
         testimony = _testimony(testimony_id)
         if testimony.interviewer_id != g.account.id:
             abort(403, message=str(NOT_YOURS))
+        if data["erasure"]:
+            abort(403, message=str(_l("This action needs a fresh two-factor code; use the web interface.")))
         with refusals():
             try:
                 withdrawal = withdraw(testimony, purposes=data["purposes"], received_how=data["received_how"],
