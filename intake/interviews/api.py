@@ -313,7 +313,7 @@ class Interviews(MethodView):
         """
         key: str = headers["idempotency_key"]
         digest = ops.request_digest(request.get_json())
-        existing = ops.submitted_with_key(g.account, key)
+        existing = ops.created_with_key(g.account, key)
         if existing is not None:
             return _replay(existing, digest)
         try:
@@ -321,7 +321,7 @@ class Interviews(MethodView):
         except IntegrityError:
             # Another request with this key committed first (the key is unique per interviewer): answer as its replay.
             db.session.rollback()
-            existing = ops.submitted_with_key(g.account, key)
+            existing = ops.created_with_key(g.account, key)
             if existing is None:
                 raise
             return _replay(existing, digest)

@@ -45,11 +45,13 @@ from intake.testimonies.models import Incident, Testimony, TestimonyStatus
 from intake.testimonies.operations import create_testimony
 
 __all__ = [
-    "DATE_PRECISIONS", "INCIDENT_DECLINABLE", "INVOLVEMENT", "REFERRAL_OUTCOMES", "SERVICES", "SOURCE_RELATIONS",
+    "DATE_PRECISIONS", "IDEMPOTENCY_KEY", "INCIDENT_DECLINABLE", "INTERPRETER_STATES", "INVOLVEMENT",
+    "NOT_HELD_REASONS", "REFERRAL_OUTCOMES", "SERVICES", "SOURCE_RELATIONS", "WELLBEING",
     "IncidentInput", "InputRefused", "Locked", "NotReady", "PersonInput", "PreviousInterview", "Readiness",
     "ReferralInput", "Risk", "StaleDraft", "add_incident", "correction_deadline", "ensure_editable",
-    "incident_problems", "record_not_held", "remove_incident", "save_narrative", "save_person", "save_referral",
-    "start_interview", "submit", "update_incident",
+    "consented_media", "created_with_key", "incident_problems", "own_interviews", "record_not_held",
+    "remove_incident", "save_narrative", "save_person", "save_referral", "start_interview", "submit",
+    "update_incident",
 ]
 
 MAX_NARRATIVE = 100_000
@@ -322,10 +324,10 @@ def save_person(testimony: Testimony, given: PersonInput | None, *, actor: Any, 
         _too_long(problems, "relatives", given.relatives, MAX_TEXT)
     if problems:
         raise InputRefused(problems)
-    bump_revision(testimony, revision)
     person = db.session.scalar(sa.select(Person).where(Person.pseudonym == testimony.pseudonym))
     if person is None:
         raise Locked(_l("This record has no person."))
+    bump_revision(testimony, revision)
     seal_value(person, "identity", document or None)
     tags: list[str | None] = [None, None]
     if document.get("name"):
@@ -482,8 +484,9 @@ def _incident_document(given: IncidentInput) -> dict[str, Any]:
     return {
         "description": given.description.strip(),
         "date": None if "date" in declined else {
-            "precision": given.date_precision, "start": given.date_start or None,
-            "end": given.date_end or None if given.date_precision == "range" else None},
+            "precision": given.date_precision,
+            "start": (given.date_start or None) if given.date_precision != "unknown" else None,
+            "end": (given.date_end or None) if given.date_precision == "range" else None},
         "place": None if "place" in declined else {
             "id": given.place_id or None, "description": given.place_description.strip()},
         "victims": None if "victims" in declined else {
@@ -563,14 +566,18 @@ def consented_media(testimony: Testimony) -> frozenset[str]:
 
 def store_interview_attachment(testimony: Testimony, source: Any, *, filename: str, declared_medium: str | None,
                                graphic: bool, actor: Any, config: Any, revision: int | None = None) -> Any:
-    """An attachment, only of a medium the consent covers. Raises `AttachmentRefused` and keeps nothing."""
+    """An attachment, only of a medium the consent covers. Raises `AttachmentRefused` when the file is refused;
+    what was written of it by then goes when the caller rolls back (the request pipeline does)."""
     from intake.testimonies.operations import store_attachment
 
     ensure_editable(testimony, actor, config)
+    if revision is not None and revision != testimony.revision:
+        raise StaleDraft()
+    attachment = store_attachment(testimony, source, filename=filename[:MAX_SHORT], actor=actor, config=config,
+                                  graphic=graphic, allowed_media=consented_media(testimony),
+                                  declared_medium=declared_medium)
     bump_revision(testimony, revision)
-    return store_attachment(testimony, source, filename=filename[:MAX_SHORT], actor=actor, config=config,
-                            graphic=graphic, allowed_media=consented_media(testimony),
-                            declared_medium=declared_medium)
+    return attachment
 
 
 def save_referral(testimony: Testimony, given: ReferralInput, *, actor: Any, config: Any,
@@ -605,7 +612,8 @@ def request_digest(payload: Any) -> str:
                                      default=str).encode("utf-8")).hexdigest()
 
 
-def submitted_with_key(actor: Any, key: str) -> Testimony | None:
+def created_with_key(actor: Any, key: str) -> Testimony | None:
+    """The interview `actor` created with a request carrying this idempotency key, if any."""
     found: Testimony | None = db.session.scalar(
         sa.select(Testimony).where(Testimony.interviewer_id == getattr(actor, "id", None),
                                    Testimony.idempotency_key == key))

@@ -114,6 +114,15 @@ def _read_exactly(source: BinaryIO, size: int) -> bytes:
     return b"".join(parts)
 
 
+def size_text(size: int) -> str:
+    """A size for people: 200 MiB, 1.5 MiB, 2 KiB."""
+    for unit, factor in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= factor:
+            value = size / factor
+            return f"{value:.0f} {unit}" if value == int(value) else f"{value:.1f} {unit}"
+    return f"{size} B"
+
+
 MEDIUM_NAMES = {
     Medium.AUDIO: _l("an audio recording"),
     Medium.PHOTO: _l("a photo"),
@@ -163,8 +172,8 @@ def store_attachment(testimony: Testimony, source: BinaryIO, *, filename: str, a
         while piece:
             size += len(piece)
             if size > limit:
-                raise AttachmentRefused(_l("This file is larger than the limit of %(mib)s MiB.",
-                                           mib=max(1, limit // (1024 * 1024))))
+                raise AttachmentRefused(_l("This file is larger than the limit of %(size)s.",
+                                           size=size_text(limit)))
             digest.update(piece)
             yield from sealer.feed(piece)
             piece = source.read(CHUNK_SIZE)

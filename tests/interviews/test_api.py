@@ -338,7 +338,7 @@ def test_two_requests_with_one_key_at_once_create_one_interview(
     # the second wait for the first and fail when it commits, and the second answers as a replay.
     looked_up = threading.Barrier(2, timeout=30)
     seen: set[int] = set()
-    lookup = ops.submitted_with_key
+    lookup = ops.created_with_key
 
     def lookup_together(actor: Any, key: str) -> Any:
         found = lookup(actor, key)
@@ -350,7 +350,7 @@ def test_two_requests_with_one_key_at_once_create_one_interview(
     # A token's first use notes the time in the request's transaction; that row lock would hold the second
     # request back before its lookup, so the token is used once beforehand.
     assert app.test_client().get(INTERVIEWS, headers=token).status_code == 200
-    monkeypatch.setattr(ops, "submitted_with_key", lookup_together)
+    monkeypatch.setattr(ops, "created_with_key", lookup_together)
     answers: list[Any] = []
     failures: list[BaseException] = []
 
