@@ -29,6 +29,8 @@ from tests.conftest import Auth, TestUser, TotpClock, csrf_token
 RUN_LAST = {"accounts.sign_out"}
 # Where a right-role request to these routes legitimately redirects: signing out ends at the sign-in page.
 EXPECTED_REDIRECTS = {"accounts.sign_out": "/sign-in"}
+# Pages that send a right-role GET elsewhere: consent is read only after the readiness check.
+EXPECTED_GET_REDIRECTS = {"interviews.consent": "/interviews/new"}
 SUCCESS_STATUSES = {200, 204, 303, 422}
 
 EVERYONE = "public"
@@ -72,6 +74,34 @@ EXPECTED: dict[str, str | frozenset[Role]] = {
     "api_audit.RecordExtract": frozenset({Role.AUDITOR}),
     "api_audit.Verification": frozenset({Role.AUDITOR}),
     "api_audit.Checkpoints": frozenset({Role.AUDITOR}),
+    "interviews.mine": frozenset({Role.INTERVIEWER}),
+    "interviews.readiness": frozenset({Role.INTERVIEWER}),
+    "interviews.consent": frozenset({Role.INTERVIEWER}),
+    "interviews.overview": frozenset({Role.INTERVIEWER}),
+    "interviews.person": frozenset({Role.INTERVIEWER}),
+    "interviews.testimony": frozenset({Role.INTERVIEWER}),
+    "interviews.pause": frozenset({Role.INTERVIEWER}),
+    "interviews.incidents": frozenset({Role.INTERVIEWER}),
+    "interviews.incident": frozenset({Role.INTERVIEWER}),
+    "interviews.remove_incident": frozenset({Role.INTERVIEWER}),
+    "interviews.attachments": frozenset({Role.INTERVIEWER}),
+    "interviews.referral": frozenset({Role.INTERVIEWER}),
+    "interviews.review": frozenset({Role.INTERVIEWER}),
+    "api_interviews.Interviews": frozenset({Role.INTERVIEWER}),
+    "api_interviews.NotHeld": frozenset({Role.INTERVIEWER}),
+    "api_interviews.InterviewItem": frozenset({Role.INTERVIEWER}),
+    "api_interviews.Incidents": frozenset({Role.INTERVIEWER}),
+    "api_interviews.IncidentItem": frozenset({Role.INTERVIEWER}),
+    "api_interviews.Attachments": frozenset({Role.INTERVIEWER}),
+    "api_interviews.Submission": frozenset({Role.INTERVIEWER}),
+    "api_interviews.Withdrawals": frozenset({Role.INTERVIEWER}),
+    "withdrawals.find_record": frozenset({Role.COORDINATOR}),
+    "withdrawals.record": frozenset({Role.COORDINATOR}),
+    "withdrawals.erase": frozenset({Role.COORDINATOR}),
+    "withdrawals.interview_withdrawal": frozenset({Role.INTERVIEWER}),
+    "withdrawals.interview_erasure": frozenset({Role.INTERVIEWER}),
+    "api_withdrawals.CoordinationRecord": frozenset({Role.COORDINATOR}),
+    "api_withdrawals.CoordinationWithdrawals": frozenset({Role.COORDINATOR}),
 }
 # The methods each route answers (besides HEAD and OPTIONS), also written out: a new method on a known route
 # fails here until it is added.
@@ -112,6 +142,34 @@ EXPECTED_METHODS: dict[str, set[str]] = {
     "api_audit.RecordExtract": {"GET"},
     "api_audit.Verification": {"POST"},
     "api_audit.Checkpoints": {"GET"},
+    "interviews.mine": {"GET"},
+    "interviews.readiness": {"GET", "POST"},
+    "interviews.consent": {"GET", "POST"},
+    "interviews.overview": {"GET"},
+    "interviews.person": {"GET", "POST"},
+    "interviews.testimony": {"GET", "POST"},
+    "interviews.pause": {"POST"},
+    "interviews.incidents": {"GET", "POST"},
+    "interviews.incident": {"GET", "POST"},
+    "interviews.remove_incident": {"POST"},
+    "interviews.attachments": {"GET", "POST"},
+    "interviews.referral": {"GET", "POST"},
+    "interviews.review": {"GET", "POST"},
+    "api_interviews.Interviews": {"GET", "POST"},
+    "api_interviews.NotHeld": {"POST"},
+    "api_interviews.InterviewItem": {"GET", "PATCH"},
+    "api_interviews.Incidents": {"POST"},
+    "api_interviews.IncidentItem": {"DELETE", "PUT"},
+    "api_interviews.Attachments": {"POST"},
+    "api_interviews.Submission": {"POST"},
+    "api_interviews.Withdrawals": {"POST"},
+    "withdrawals.find_record": {"GET"},
+    "withdrawals.record": {"GET", "POST"},
+    "withdrawals.erase": {"GET", "POST"},
+    "withdrawals.interview_withdrawal": {"GET", "POST"},
+    "withdrawals.interview_erasure": {"GET", "POST"},
+    "api_withdrawals.CoordinationRecord": {"GET"},
+    "api_withdrawals.CoordinationWithdrawals": {"POST"},
 }
 
 
@@ -130,6 +188,8 @@ def _url(app: Flask, rule: Any, examples: dict[str, Any]) -> str:
 
 def _request(client: FlaskClient, method: str, url: str, token: str | None, bearer: str | None) -> Any:
     headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
+    if url.startswith("/api/") and method == "POST" and url.endswith("/attachments"):
+        return client.open(url, method=method, data=b"", content_type="application/octet-stream", headers=headers)
     if url.startswith("/api/") and method in ("POST", "PUT", "PATCH"):
         return client.open(url, method=method, json={}, headers=headers)  # the API takes JSON bodies only
     data = {"csrf_token": token} if token and method not in ("GET", "HEAD", "OPTIONS") else None
@@ -165,8 +225,27 @@ def people(app: Flask, create_user: Callable[..., TestUser]) -> dict[str, TestUs
     return {role.value: create_user(username=f"user-{role.value}", roles=[role.value]) for role in Role}
 
 
+def _interview_of(app: Flask, username: str) -> tuple[int, int]:
+    """A draft interview with one incident, recorded by the account `username` (made once)."""
+    from intake.interviews import operations as interviews
+    from intake.testimonies.models import Testimony as StoredTestimony
+    from tests.interviews import factories
+
+    with app.app_context():
+        interviewer = db.session.query(Account).filter_by(username=username).one()
+        existing = db.session.scalar(sa.select(StoredTestimony).where(StoredTestimony.interviewer_id == interviewer.id))
+        if existing is None:
+            existing = interviews.start_interview(factories.readiness(), factories.consent(), actor=interviewer,
+                                                  config=app.config)
+            interviews.add_incident(existing, factories.incident(), actor=interviewer, config=app.config)
+            db.session.commit()
+        return existing.id, existing.incidents[0].id
+
+
 def _example_values(app: Flask, owner: TestUser) -> dict[str, Any]:
-    """URL arguments: a separate account to act upon, and a token belonging to `owner`."""
+    """URL arguments: a separate account to act upon, a token belonging to `owner`, and an interview recorded by
+    the interviewer (so that the interviewer's routes find their own record)."""
+    testimony_id, incident_id = _interview_of(app, f"user-{Role.INTERVIEWER.value}")
     with app.app_context():
         victim_name = f"target-of-{owner.username}"
         victim = db.session.query(Account).filter_by(username=victim_name).one_or_none()
@@ -176,7 +255,8 @@ def _example_values(app: Flask, owner: TestUser) -> dict[str, Any]:
         token, _ = ops.create_api_token(account, name="matrix")
         db.session.commit()
         return {"account_id": victim.id, "token_id": token.id, "token": "not-a-real-link-token",
-                "target_type": "testimony", "target_id": "1"}
+                "target_type": "testimony", "target_id": "1", "testimony_id": testimony_id,
+                "incident_id": incident_id}
 
 
 def _signed_in(app: Flask, auth_factory: Callable[[FlaskClient], Auth], user: TestUser) -> tuple[FlaskClient, str]:
@@ -225,7 +305,7 @@ def test_anonymous_callers(app: Flask) -> None:
     client = app.test_client()
     token = csrf_token(client)
     examples = {"account_id": 1, "token_id": 1, "token": "not-a-real-link-token", "target_type": "testimony",
-                "target_id": "1"}
+                "target_id": "1", "testimony_id": 1, "incident_id": 1}
     for rule in _rules(app):
         for method in _methods(rule):
             permission, _ = declared_access(app, rule.endpoint, method)
@@ -266,6 +346,9 @@ def test_each_role(app: Flask, people: dict[str, TestUser], totp_clock: TotpCloc
             assert isinstance(permission, Permission)
             if permission not in granted:
                 assert response.status_code == 403, where
+            elif method == "GET" and rule.endpoint in EXPECTED_GET_REDIRECTS:
+                assert response.status_code == 303, where
+                assert response.headers["Location"] == EXPECTED_GET_REDIRECTS[rule.endpoint], where
             elif method == "GET":
                 assert response.status_code == 200, where
             else:
@@ -286,7 +369,7 @@ def test_each_role(app: Flask, people: dict[str, TestUser], totp_clock: TotpCloc
 def test_options_is_answered_for_anonymous_callers_and_writes_nothing(app: Flask) -> None:
     client = app.test_client()
     examples = {"account_id": 1, "token_id": 1, "token": "not-a-real-link-token", "target_type": "testimony",
-                "target_id": "1"}
+                "target_id": "1", "testimony_id": 1, "incident_id": 1}
     before = audit_count(app)
     for rule in _rules(app):
         url = _url(app, rule, examples)
