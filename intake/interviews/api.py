@@ -31,6 +31,7 @@ from intake.core.limits import api_limit, limiter
 from intake.core.security import Permission, requires
 from intake.core.web import accepts_bodies_up_to
 from intake.interviews import operations as ops
+from intake.interviews.forms import NOT_HELD_REASON_LABELS
 from intake.interviews.schemas import (
     CONSENT_PATHS,
     INCIDENT_PATHS,
@@ -66,14 +67,13 @@ NO_SUCH_INTERVIEW = _l("There is no interview with this id.")
 NO_SUCH_INCIDENT = _l("This interview has no incident with this id.")
 NOT_READY = _l("The readiness check advises not to hold this interview now, so nothing was stored. Record that it "
                "was not held with POST /api/v1/interviews/not-held, giving these reasons.")
-NOT_YOURS = _l("Only the interviewer who recorded this interview can record a request about it.")
+NOT_YOURS = _l("Only the interviewer who recorded this interview can record a withdrawal for it.")
 # Why the readiness check advises against the interview: the field of the check each reason comes from.
 READINESS_REASONS: dict[str, tuple[str, Any]] = {
-    "no_private_place": ("private_place", _l("There is no private place for the interview.")),
-    "observers_present": ("no_observers", _l("Someone else could see or hear the interview.")),
-    "interpreter_missing": ("interpreter", _l("The interpreter the person needs is not there or not briefed.")),
-    "no_support_services": ("support_available", _l("There is no support service to refer the person to.")),
-    "risk_unmitigated": ("risk_mitigated", _l("The risks of the interview have not been reduced enough.")),
+    reason: (field, NOT_HELD_REASON_LABELS[reason]) for reason, field in (
+        ("no_private_place", "private_place"), ("observers_present", "no_observers"),
+        ("interpreter_missing", "interpreter"), ("no_support_services", "support_available"),
+        ("risk_unmitigated", "risk_mitigated"))
 }
 
 

@@ -573,7 +573,7 @@ def attachments(testimony_id: int) -> Any:
     except ops.InputRefused as refused:
         return _refused(form, refused, lambda status: _attachments_page(record, form, status))
     return _saved(record, url_for("interviews.attachments", testimony_id=record.id),
-                  _l("The file is stored. Its SHA-256 fingerprint is shown in the list."))
+                  _l("The file is stored. Its SHA-256 digest is shown in the list."))
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -110,11 +110,17 @@ MEDIUM_LABELS: dict[str, Any] = {
     Medium.VIDEO: _l("Video"),
     Medium.DOCUMENT: _l("Document"),
 }
-EXCLUSION_LABELS: dict[str, Any] = {
-    ExclusionKind.AUTHORITIES_OF: _l("Authorities of"),
-    ExclusionKind.COUNTRY: _l("Anyone in"),
-    ExclusionKind.RECIPIENT: _l("Organisation"),
+EXCLUSION_TEXTS: dict[str, Any] = {
+    ExclusionKind.AUTHORITIES_OF: lambda code: _l("The authorities of %(country)s", country=code),
+    ExclusionKind.COUNTRY: lambda code: _l("Anyone in %(country)s", country=code),
+    ExclusionKind.RECIPIENT: lambda code: _l("The organisation %(recipient)s", recipient=code),
 }
+
+
+def exclusion_text(kind: str, value: str) -> str:
+    """An excluded recipient, as a phrase in the reader's language."""
+    text = EXCLUSION_TEXTS.get(kind)
+    return str(text(value)) if text is not None else f"{kind} {value}"
 STATUS_LABELS: dict[str, Any] = {
     "draft": _l("Draft"),
     "submitted": _l("Submitted"),
@@ -167,7 +173,7 @@ SERVICE_LABELS: dict[str, Any] = {
 WELLBEING_LABELS: dict[str, Any] = {
     "settled": _l("Calm at the end"),
     "distressed_supported": _l("Distressed, and was supported"),
-    "stopped_early": _l("Stopped early"),
+    "stopped_early": _l("The interview stopped early"),
 }
 GROUP_LABELS: dict[str, Any] = {
     "attacks": _l("Attacks"),
@@ -334,7 +340,8 @@ class ConsentForm(FlaskForm):
     voluntariness_confirmed = BooleanField(_l("The person chooses freely to take part"))
     method = RadioField(_l("How the person gave consent"), choices=_choices(METHOD_LABELS, Method),
                         validate_choice=False,
-                        description=_l("There is no fingerprint: a person who does not sign makes a mark."))
+                        description=_l("There is no fingerprint option: a person who does not sign makes a mark "
+                                       "instead."))
     witness = StringField(_l("Witness's name"), description=_l("Needed when consent is given orally."),
                           validators=[at_most(200)], filters=[_stripped])
     interpreter = StringField(_l("Interpreter's name"), validators=[at_most(200)], filters=[_stripped])
@@ -356,7 +363,7 @@ class ConsentForm(FlaskForm):
     excluded_recipients = StringField(_l("Never share with these organisations"),
                                       description=_l("Their codes, separated by commas."),
                                       validators=[at_most(500)])
-    review_date = StringField(_l("Review this consent with the person on"), widget=DateInput(),
+    review_date = StringField(_l("Date to review this consent with the person"), widget=DateInput(),
                               description=_l("Optional. A day in the future."),
                               validators=[Optional(), calendar_day])
 
@@ -410,7 +417,7 @@ class PersonForm(DraftForm):
         default="anonymous", validate_choice=False,
         description=_l("Ask only what is needed. Anonymous is always possible and is the default."),
         validators=[InputRequired(message=ANSWER), AnyOf(["anonymous", "identified"], message=CHOOSE)])
-    name = StringField(_l("Name"), validators=[at_most(200)], filters=[_stripped],
+    name = StringField(_l("Name of the person"), validators=[at_most(200)], filters=[_stripped],
                        render_kw={"autocomplete": "off"})
     birth_year = StringField(_l("Year of birth"), validators=[Optional()], filters=[_stripped],
                              render_kw={"inputmode": "numeric", "autocomplete": "off"})
