@@ -12,6 +12,7 @@ from typing import Any
 from bench.scenarios import RenderedRequest
 
 REPORT_SCRIPT = Path(__file__).with_name("wrk_report.lua")
+SCRIPTS_DIR = REPORT_SCRIPT.parent
 RESULT_MARKER = "BENCH_RESULT "
 WRK_INSTALL_HINT = "apt-get update && apt-get install -y wrk   (Debian/Ubuntu package 'wrk'; run as root)"
 
@@ -119,7 +120,11 @@ def run_wrk(
 ) -> LoadResult:
     """Run wrk once for ``seconds`` (at least 1) against ``base_url`` + the request's path."""
     with tempfile.TemporaryDirectory(prefix="bench-wrk-") as workdir:
-        env = dict(os.environ, BENCH_METHOD=request.method, BENCH_BODY_FILE="")
+        # A scenario's own script loads the report script from BENCH_REPORT_SCRIPT and adds request().
+        script = REPORT_SCRIPT if request.script is None else SCRIPTS_DIR / request.script
+        env = dict(
+            os.environ, BENCH_METHOD=request.method, BENCH_BODY_FILE="", BENCH_REPORT_SCRIPT=str(REPORT_SCRIPT)
+        )
         if request.body is not None:
             body_file = Path(workdir) / "body"
             body_file.write_text(request.body, encoding="utf-8")
@@ -135,7 +140,7 @@ def run_wrk(
             "--timeout",
             f"{settings.timeout}s",
             "--script",
-            str(REPORT_SCRIPT),
+            str(script),
         ]
         for name, value in request.headers.items():
             command += ["--header", f"{name}: {value}"]

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.load import LoadResult
+from bench.scenarios import Targets
 
 RESULTS_DIR = Path(__file__).with_name("results")
 
@@ -25,6 +26,7 @@ class Row:
     database: str
     app: LoadResult
     control: LoadResult
+    targets: Targets | None = None
 
     @property
     def ratio(self) -> float:
@@ -49,9 +51,47 @@ class Row:
             parts.append(f"control {self.control.error_count} ({self.control.error_summary()})")
         return "FLAGGED " + "; ".join(parts)
 
-    def as_dict(self) -> dict[str, Any]:
-        """A JSON-ready dictionary of the row."""
-        return {
+    def assess(self, connections: int) -> list[dict[str, Any]]:
+        """Each target of the row against what was measured at ``connections`` clients (empty if it has none).
+
+        A verdict is ``met``, ``MISSED``, or ``not assessed`` when the run used another number of connections
+        than the target is stated for. A flagged row never meets a target: its numbers are not the endpoint's.
+        """
+        targets = self.targets
+        if targets is None:
+            return []
+        checks: list[tuple[str, float, str, float, bool]] = []
+        if targets.min_ratio is not None:
+            checks.append(("ratio", round(self.ratio, 4), ">=", targets.min_ratio, self.ratio >= targets.min_ratio))
+        if targets.max_p99_ms is not None:
+            checks.append(
+                ("p99_ms", self.app.p99_ms, "<=", targets.max_p99_ms, self.app.p99_ms <= targets.max_p99_ms)
+            )
+        assessed = []
+        for figure, value, relation, bound, within in checks:
+            if connections != targets.connections:
+                verdict = "not assessed"
+                reason = f"the target is for {targets.connections} connections; this run used {connections}"
+            elif self.flagged:
+                verdict, reason = "MISSED", "the run had errors"
+            else:
+                verdict, reason = ("met" if within else "MISSED"), ""
+            assessed.append(
+                {
+                    "figure": figure,
+                    "value": value,
+                    "relation": relation,
+                    "target": bound,
+                    "connections": targets.connections,
+                    "verdict": verdict,
+                    "reason": reason,
+                }
+            )
+        return assessed
+
+    def as_dict(self, connections: int | None = None) -> dict[str, Any]:
+        """A JSON-ready dictionary of the row; with ``connections``, its targets assessed at that load."""
+        data = {
             "scenario": self.scenario,
             "request": self.request,
             "database": self.database,
@@ -60,6 +100,9 @@ class Row:
             "app": self.app.as_dict(),
             "control": self.control.as_dict(),
         }
+        if connections is not None and self.targets is not None:
+            data["targets"] = self.assess(connections)
+        return data
 
 
 @dataclass
@@ -84,7 +127,7 @@ class Report:
             "machine": self.machine,
             "settings": self.settings,
             "notes": self.notes,
-            "results": [row.as_dict() for row in self.rows],
+            "results": [row.as_dict(self.settings.get("connections")) for row in self.rows],
         }
 
 
@@ -194,6 +237,30 @@ def render_table(rows: list[Row]) -> str:
     return "\n".join([line(list(COLUMNS)), line(rule), *(line(cells) for cells in body)])
 
 
+_RELATIONS = {">=": "≥", "<=": "≤"}
+_FIGURES = {"ratio": ("ratio", "{:.2f}", ""), "p99_ms": ("p99", "{:.1f}", " ms")}
+
+
+def render_targets(report: Report) -> list[str]:
+    """One Markdown list item per row that has targets, e.g. ``- intake/postgresql: ratio 0.62 ≥ 0.50 met; ...``."""
+    lines = []
+    connections = int(report.settings.get("connections", 0))
+    for row in report.rows:
+        parts = []
+        for check in row.assess(connections):
+            label, number, unit = _FIGURES[check["figure"]]
+            text = (
+                f"{label} {number.format(check['value'])}{unit} (target {_RELATIONS[check['relation']]} "
+                f"{number.format(check['target'])}{unit} at {check['connections']} clients): {check['verdict']}"
+            )
+            if check["reason"]:
+                text += f" ({check['reason']})"
+            parts.append(text)
+        if parts:
+            lines.append(f"- {row.scenario}/{row.database}: " + "; ".join(parts))
+    return lines
+
+
 def render_markdown(report: Report) -> str:
     """The full Markdown report: table, notes, settings and machine."""
     settings = report.settings
@@ -209,6 +276,9 @@ def render_markdown(report: Report) -> str:
     requests = {row.scenario: row.request for row in report.rows}
     if requests:
         lines += ["", "Scenarios:", *(f"- {name}: `{request}`" for name, request in requests.items())]
+    targets = render_targets(report)
+    if targets:
+        lines += ["", "Targets:", *targets]
     if report.notes:
         lines += ["", "Notes:", *(f"- {note}" for note in report.notes)]
     lines += [

@@ -215,6 +215,7 @@ def bench_database(
                     database=database,
                     app=app_result,
                     control=control_result,
+                    targets=scenario.targets,
                 )
             )
             if "429" in app_result.statuses:

@@ -5,11 +5,17 @@ instance, and the request that wrk repeats (method, path, headers, body). Header
 ``string.Template`` strings: ``${name}`` is replaced by the value the setup function returned under that
 name (``$`` rather than ``{}`` so that JSON bodies need no escaping).
 
+A scenario whose requests must differ from one another (a fresh ``Idempotency-Key`` each, say) names a wrk
+Lua script in this folder as its ``script``: that script loads ``wrk_report.lua`` (which counts the statuses
+and prints the result) and adds a ``request()`` function. A scenario may also state its ``targets``; the
+report says for every row whether they were met.
+
 To add a scenario, write its setup function (or reuse one) and append an entry to ``SCENARIOS``.
 Setup functions run once per fresh instance and database; scenarios that share a setup function share
 its result.
 """
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from string import Template
@@ -39,11 +45,25 @@ class RenderedRequest:
     path: str
     headers: Mapping[str, str]
     body: str | None
+    script: str | None = None
+
+
+@dataclass(frozen=True)
+class Targets:
+    """What a scenario must reach, at ``connections`` concurrent clients (None: no target on that figure)."""
+
+    min_ratio: float | None = None
+    max_p99_ms: float | None = None
+    connections: int = 16
 
 
 @dataclass(frozen=True)
 class Scenario:
-    """One thing to measure: a request against a prepared instance of the app."""
+    """One thing to measure: a request against a prepared instance of the app.
+
+    ``script`` names a wrk Lua file in bench/ that replaces ``wrk_report.lua`` for this scenario (it must load
+    that file itself, see ``wrk_intake.lua``); None keeps the plain report script and one fixed request.
+    """
 
     name: str
     description: str
@@ -52,6 +72,8 @@ class Scenario:
     path: str
     headers: Mapping[str, str] = field(default_factory=dict)
     body: str | None = None
+    script: str | None = None
+    targets: Targets | None = None
 
     def render(self, variables: Mapping[str, str]) -> RenderedRequest:
         """Fill ``${name}`` placeholders from the setup's variables; a missing one is an error."""
@@ -60,6 +82,7 @@ class Scenario:
             path=Template(self.path).substitute(variables),
             headers={name: Template(value).substitute(variables) for name, value in self.headers.items()},
             body=None if self.body is None else Template(self.body).substitute(variables),
+            script=self.script,
         )
 
 
@@ -94,6 +117,106 @@ def seed_bench_user(context: SetupContext) -> Mapping[str, str]:
     return {"token": read_marker(output, "BENCH_TOKEN="), "username": BENCH_USERNAME}
 
 
+INTERVIEWER_USERNAME = "bench-interviewer"
+
+_SEED_INTERVIEWER = f"""
+from intake import create_app
+from intake.core.db import db
+from intake.accounts import operations as ops
+
+app = create_app()
+with app.app_context():
+    account = ops.create_account(username={INTERVIEWER_USERNAME!r}, password={BENCH_PASSWORD!r},
+                                 roles=["interviewer"])
+    account.team = "bench"
+    token, plaintext = ops.create_api_token(account, name="bench", expires_in_days=1)
+    db.session.commit()
+    print("BENCH_TOKEN=" + plaintext)
+"""
+
+
+def seed_interviewer(context: SetupContext) -> Mapping[str, str]:
+    """Create the bench interviewer account (team "bench") and an API token; expose ``token`` and ``username``."""
+    output = context.run_python(_SEED_INTERVIEWER)
+    return {"token": read_marker(output, "BENCH_TOKEN="), "username": INTERVIEWER_USERNAME}
+
+
+# A few hundred characters in the person's words, as an interviewer would type them.
+INTAKE_NARRATIVE = (
+    "On the morning of the nineteenth the shelling started while we were at the market. We ran to the "
+    "basement of the school with our neighbours and stayed there two days without water. When we came out "
+    "our street was burnt and my brother's house was gone. On the road to Kornidzor men in uniform stopped "
+    "our car at the bridge, took my husband's phone and kept him for three hours before letting us go."
+)
+
+INTAKE_BODY: dict[str, object] = {
+    "readiness": {
+        "private_place": True,
+        "no_observers": True,
+        "interpreter": "present_briefed",
+        "support_available": True,
+        "risk": "low",
+        "risk_mitigated": False,
+    },
+    "consent": {
+        "script_language": "en",
+        "items_confirmed": [
+            "who_collects_and_why",
+            "uses",
+            "recipients",
+            "risks_and_benefits",
+            "right_to_refuse",
+            "right_to_skip_pause_stop",
+            "right_to_withdraw",
+            "what_we_can_and_cannot_do",
+            "contact",
+        ],
+        "method": "written",
+        "capacity_confirmed": True,
+        "voluntariness_confirmed": True,
+        "grants": {"documentation": "pseudonymous", "un_mechanisms": "anonymous", "referral": "confidential"},
+        "media": ["photo", "document"],
+        "witness": "",
+        "interpreter": "",
+        "minor": None,
+        "follow_up": None,
+        "exclusions": [{"kind": "authorities_of", "value": "AZ"}],
+        "review_date": None,
+    },
+    "person": None,
+    "testimony": {"narrative": INTAKE_NARRATIVE, "narrative_declined": False},
+    "incidents": [
+        {
+            "type": "shelling",
+            "description": "Shelling of the market street and the houses around it.",
+            "date": {"precision": "day", "start": "2023-09-19", "end": None},
+            "place": {"id": "stepanakert", "description": "near the central market"},
+            "victims": {"count": 2, "description": "two neighbours wounded"},
+            "perpetrators": [{"description": "artillery from the east", "unit": "", "involvement": "unknown"}],
+            "source_relation": "lived",
+        },
+        {
+            "type": "checkpoint_detention",
+            "description": "Husband held at the checkpoint for three hours, phone taken.",
+            "date": {"precision": "range", "start": "2023-09-25", "end": "2023-09-26"},
+            "place": {"id": "hakari-bridge-checkpoint", "description": ""},
+            "victims": {"count": 1, "description": "the husband"},
+            "perpetrators": [{"description": "men in uniform", "unit": "", "involvement": "carried_out"}],
+            "source_relation": "saw",
+        },
+    ],
+    "referral": {
+        "outcome": "accepted",
+        "services": ["psychosocial", "family_tracing"],
+        "wellbeing": "settled",
+        "note": "",
+    },
+    "submit": True,
+}
+
+INTAKE_TARGETS = Targets(min_ratio=0.5, max_p99_ms=100.0, connections=16)
+
+
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         name="me",
@@ -102,6 +225,22 @@ SCENARIOS: tuple[Scenario, ...] = (
         method="GET",
         path="/api/v1/me",
         headers={"Authorization": "Bearer ${token}", "Accept": "application/json"},
+    ),
+    Scenario(
+        name="intake",
+        description="a whole interview submitted through POST /api/v1/interviews (consent, narrative, two "
+        "incidents, referral, submit), a fresh Idempotency-Key per request, as an interviewer",
+        setup=seed_interviewer,
+        method="POST",
+        path="/api/v1/interviews",
+        headers={
+            "Authorization": "Bearer ${token}",
+            "Accept": "application/json",
+            "Content-Type": "application/json",
+        },
+        body=json.dumps(INTAKE_BODY, ensure_ascii=False),
+        script="wrk_intake.lua",
+        targets=INTAKE_TARGETS,
     ),
 )
 
