@@ -3,9 +3,7 @@ record types."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
-from datetime import date
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
@@ -18,6 +16,7 @@ from intake.accounts.forms import at_most
 from intake.audit import RECORD_ID
 from intake.core.audit import AuditAction
 from intake.core.audit.service import EventFilter, whole_days
+from intake.core.dates import parse_day
 
 ACTION_LABELS: dict[str, Any] = {
     AuditAction.LOGIN: _l("Signed in"),
@@ -85,7 +84,6 @@ TARGET_TYPE_LABELS: dict[str, Any] = {
 }
 
 RECORD_ID_HELP = _l("Use letters, digits, dots, hyphens or underscores.")
-DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def action_label(action: str) -> str:
@@ -98,15 +96,6 @@ def target_type_label(target_type: str) -> str:
     label = TARGET_TYPE_LABELS.get(target_type)
     return str(label) if label is not None else target_type
 
-
-def parse_day(text: str) -> date | None:
-    """A calendar day written YYYY-MM-DD (what a date input sends), or None."""
-    if not DAY.fullmatch(text):
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        return None
 
 
 def calendar_day(_form: Any, field: Field) -> None:

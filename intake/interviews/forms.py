@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from datetime import date
 from typing import Any
 
 from flask_babel import get_locale
@@ -36,6 +35,7 @@ from consent import scripts
 from consent.records import Disclosure, ExclusionKind, Medium, Method, Purpose, ScriptItem
 from intake.consents.operations import ConsentInput
 from intake.core import gazetteer, vocabulary
+from intake.core.dates import parse_day
 from intake.core.i18n import LANGUAGE_NAMES
 from intake.interviews.operations import (
     DATE_PRECISIONS,
@@ -191,7 +191,6 @@ OUT_OF_DATE = _l("This page is out of date or incomplete, so nothing was saved. 
 ANSWER = _l("Answer this question.")
 CHOOSE = _l("Choose one of the options.")
 DAY_HELP = _l("Enter a date as year-month-day, for example 2025-03-31.")
-DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 # What a list field of codes may hold (a comma- or space-separated list).
 LIST_SEPARATORS = re.compile(r"[\s,;]+")
 
@@ -222,15 +221,6 @@ def _stripped(text: str | None) -> str | None:
 def at_most(n: int) -> Length:
     return Length(max=n, message=_l("This is too long: at most %(limit)d characters.", limit=n))
 
-
-def parse_day(text: str) -> date | None:
-    """A calendar day written YYYY-MM-DD (what a date input sends), or None."""
-    if not DAY.fullmatch(text):
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        return None
 
 
 def calendar_day(_form: Any, field: Field) -> None:

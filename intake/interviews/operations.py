@@ -37,6 +37,7 @@ from intake.core.audit import AuditAction, record_event
 from intake.core.crypto import current_keyring
 from intake.core.crypto.blind_index import name_tags
 from intake.core.crypto.fields import open_value, seal_value
+from intake.core.dates import parse_day, parse_month
 from intake.core.db import db, utcnow
 from intake.identities.models import Person
 from intake.identities.operations import possible_previous_interviews, register_person
@@ -400,20 +401,6 @@ def is_paused(details: Mapping[str, Any]) -> bool:
 
 # --- incidents -------------------------------------------------------------------------------------------------
 
-def _parse_day(text: str) -> date | None:
-    try:
-        return date.fromisoformat(text) if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text) else None
-    except ValueError:
-        return None
-
-
-def _parse_month(text: str) -> date | None:
-    match = re.fullmatch(r"(\d{4})-(\d{2})", text)
-    if match is None or not 1 <= int(match[2]) <= 12:
-        return None
-    return date(int(match[1]), int(match[2]), 1)
-
-
 def incident_problems(given: IncidentInput, *, today: date) -> dict[str, list[Any]]:
     """Why this incident cannot be recorded, by field; empty when it can."""
     problems: dict[str, list[Any]] = {}
@@ -429,19 +416,19 @@ def incident_problems(given: IncidentInput, *, today: date) -> dict[str, list[An
         if given.date_precision not in DATE_PRECISIONS:
             _add(problems, "date_precision", _l("Say how precisely the date is known."))
         elif given.date_precision == "month":
-            start = _parse_month(given.date_start)
+            start = parse_month(given.date_start)
             if start is None:
                 _add(problems, "date_start", _l("Give the month as year and month, e.g. 2023-09."))
             elif start > today:
                 _add(problems, "date_start", _l("This date is in the future."))
         elif given.date_precision in ("day", "approximate", "range"):
-            start = _parse_day(given.date_start)
+            start = parse_day(given.date_start)
             if start is None:
                 _add(problems, "date_start", _l("Give a date as year, month and day, e.g. 2023-09-19."))
             elif start > today:
                 _add(problems, "date_start", _l("This date is in the future."))
             if given.date_precision == "range":
-                end = _parse_day(given.date_end)
+                end = parse_day(given.date_end)
                 if end is None:
                     _add(problems, "date_end", _l("Give the last day of the period, e.g. 2023-09-28."))
                 elif end > today:

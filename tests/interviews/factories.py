@@ -38,3 +38,33 @@ def incident(**changes: Any) -> IncidentInput:
 
 def referral(**changes: Any) -> ReferralInput:
     return replace(ReferralInput(outcome="accepted", services=frozenset({"psychosocial"})), **changes)
+
+
+def account(user: Any) -> Any:
+    """The account row of a test user, in the current app context."""
+    from intake.accounts.models import Account
+    from intake.core.db import db
+
+    return db.session.get(Account, user.id)
+
+
+def full_interview(app: Any, user: Any, *, key: str = "w" * 24) -> int:
+    """A submitted interview through the operations, with the sentinel narrative and name, two incidents (the
+    second with the perpetrators declined) and a referral; its id."""
+    from intake.core.db import db
+    from intake.interviews import operations as ops
+
+    with app.app_context():
+        actor = account(user)
+        testimony = ops.start_interview(readiness(), consent(), actor=actor, config=app.config)
+        ops.save_person(testimony, ops.PersonInput(name=SENTINEL_NAME, birth_year=1980), actor=actor,
+                        config=app.config)
+        ops.save_narrative(testimony, SENTINEL_NARRATIVE, declined=False, actor=actor, config=app.config)
+        ops.add_incident(testimony, incident(), actor=actor, config=app.config)
+        ops.add_incident(testimony, incident(type="checkpoint_detention", date_precision="month",
+                                             date_start="2023-10", place_id="lachin-corridor",
+                                             declined=frozenset({"perpetrators"})), actor=actor, config=app.config)
+        ops.save_referral(testimony, referral(), actor=actor, config=app.config)
+        assert ops.submit(testimony, idempotency_key=key, actor=actor, config=app.config) is True
+        db.session.commit()
+        return int(testimony.id)

@@ -31,39 +31,16 @@ def amira(create_user: Callable[..., TestUser]) -> TestUser:
     return create_user("amira", ["interviewer"])
 
 
-def _account(user: TestUser) -> Any:
-    from intake.accounts.models import Account
-
-    return db.session.get(Account, user.id)
-
-
-def _full_interview(app: Flask, user: TestUser) -> int:
-    with app.app_context():
-        actor = _account(user)
-        testimony = ops.start_interview(f.readiness(), f.consent(), actor=actor, config=app.config)
-        ops.save_person(testimony, ops.PersonInput(name=f.SENTINEL_NAME, birth_year=1980), actor=actor,
-                        config=app.config)
-        ops.save_narrative(testimony, f.SENTINEL_NARRATIVE, declined=False, actor=actor, config=app.config)
-        ops.add_incident(testimony, f.incident(), actor=actor, config=app.config)
-        ops.add_incident(testimony, f.incident(type="checkpoint_detention", date_precision="month",
-                                               date_start="2023-10", place_id="lachin-corridor",
-                                               declined=frozenset({"perpetrators"})), actor=actor, config=app.config)
-        ops.save_referral(testimony, f.referral(), actor=actor, config=app.config)
-        assert ops.submit(testimony, idempotency_key=KEY, actor=actor, config=app.config) is True
-        db.session.commit()
-        return testimony.id
-
-
 def test_a_whole_interview_is_stored_sealed_with_its_consent_and_reads_back_through_access(
         app: Flask, amira: TestUser) -> None:
-    testimony_id = _full_interview(app, amira)
+    testimony_id = f.full_interview(app, amira, key=KEY)
     with app.app_context():
         testimony = db.session.get(StoredTestimony, testimony_id)
         assert testimony.status == "submitted" and testimony.submitted_at is not None
         assert [i.type for i in testimony.incidents] == ["shelling", "checkpoint_detention"]
         assert [i.month for i in testimony.incidents] == ["2023-09", "2023-10"]
         assert f.SENTINEL_NARRATIVE.encode() not in (testimony.narrative or b"")
-        view = open_record(_account(amira), testimony, {Part.CONTENT, Part.IDENTITY}, config=app.config)
+        view = open_record(f.account(amira), testimony, {Part.CONTENT, Part.IDENTITY}, config=app.config)
         db.session.commit()
         assert view.narrative == f.SENTINEL_NARRATIVE
         assert view.identity == {"name": f.SENTINEL_NAME, "birth_year": 1980}
@@ -77,19 +54,19 @@ def test_a_whole_interview_is_stored_sealed_with_its_consent_and_reads_back_thro
 
 def test_a_retried_submit_with_the_same_key_changes_nothing_and_another_key_is_refused(
         app: Flask, amira: TestUser) -> None:
-    testimony_id = _full_interview(app, amira)
+    testimony_id = f.full_interview(app, amira, key=KEY)
     with app.app_context():
         testimony = db.session.get(StoredTestimony, testimony_id)
         revision = testimony.revision
-        assert ops.submit(testimony, idempotency_key=KEY, actor=_account(amira), config=app.config) is False
+        assert ops.submit(testimony, idempotency_key=KEY, actor=f.account(amira), config=app.config) is False
         assert testimony.revision == revision
         with pytest.raises(ops.Locked):
-            ops.submit(testimony, idempotency_key="z" * 24, actor=_account(amira), config=app.config)
+            ops.submit(testimony, idempotency_key="z" * 24, actor=f.account(amira), config=app.config)
 
 
 def test_unready_interviews_and_refusals_store_nothing_about_the_person(app: Flask, amira: TestUser) -> None:
     with app.app_context():
-        actor = _account(amira)
+        actor = f.account(amira)
         with pytest.raises(ops.NotReady) as not_ready:
             ops.start_interview(f.readiness(no_observers=False, risk=ops.Risk.HIGH), f.consent(), actor=actor,
                                 config=app.config)
@@ -123,7 +100,7 @@ def test_unready_interviews_and_refusals_store_nothing_about_the_person(app: Fla
 def test_a_bad_incident_is_refused_on_its_field_and_nothing_changes(
         app: Flask, amira: TestUser, changes: dict[str, Any], field: str) -> None:
     with app.app_context():
-        actor = _account(amira)
+        actor = f.account(amira)
         testimony = ops.start_interview(f.readiness(), f.consent(), actor=actor, config=app.config)
         db.session.commit()
         revision = testimony.revision
@@ -137,7 +114,7 @@ def test_a_bad_incident_is_refused_on_its_field_and_nothing_changes(
 
 def test_a_form_from_an_older_revision_is_refused(app: Flask, amira: TestUser) -> None:
     with app.app_context():
-        actor = _account(amira)
+        actor = f.account(amira)
         testimony = ops.start_interview(f.readiness(), f.consent(), actor=actor, config=app.config)
         db.session.commit()
         seen = testimony.revision
@@ -149,15 +126,15 @@ def test_a_form_from_an_older_revision_is_refused(app: Flask, amira: TestUser) -
 
 
 def test_the_correction_window_locks_the_record_for_its_interviewer(app: Flask, amira: TestUser) -> None:
-    testimony_id = _full_interview(app, amira)
+    testimony_id = f.full_interview(app, amira, key=KEY)
     with app.app_context():
         testimony = db.session.get(StoredTestimony, testimony_id)
         testimony.submitted_at = utcnow() - timedelta(hours=73)
         db.session.commit()
         with pytest.raises(ops.Locked):
-            ops.save_narrative(testimony, "late", declined=False, actor=_account(amira), config=app.config)
+            ops.save_narrative(testimony, "late", declined=False, actor=f.account(amira), config=app.config)
         with pytest.raises(AccessRefused):
-            open_record(_account(amira), testimony, {Part.CONTENT}, config=app.config)
+            open_record(f.account(amira), testimony, {Part.CONTENT}, config=app.config)
         db.session.commit()
         last = db.session.scalars(sa.select(AuditEvent).order_by(AuditEvent.seq.desc())).first()
         assert last.action == "record_access_refused" and last.details["why"] == "correction_window_closed"
@@ -165,11 +142,11 @@ def test_the_correction_window_locks_the_record_for_its_interviewer(app: Flask, 
 
 def test_withdrawal_with_erasure_shreds_identity_and_content_and_denies_the_next_read(
         app: Flask, amira: TestUser) -> None:
-    testimony_id = _full_interview(app, amira)
+    testimony_id = f.full_interview(app, amira, key=KEY)
     with app.app_context():
         testimony = db.session.get(StoredTestimony, testimony_id)
         consents.record_withdrawal(testimony, purposes=[], received_how="phone", erasure=True,
-                                   actor=_account(amira), config=app.config)
+                                   actor=f.account(amira), config=app.config)
         db.session.commit()
         testimony = db.session.get(StoredTestimony, testimony_id)
         person = db.session.scalar(sa.select(Person).where(Person.pseudonym == testimony.pseudonym))
@@ -178,4 +155,4 @@ def test_withdrawal_with_erasure_shreds_identity_and_content_and_denies_the_next
         assert person.identity is None and person.name_tag is None
         assert db.session.scalar(sa.select(sa.func.count()).select_from(ConsentWithdrawal)) == 1
         with pytest.raises(AccessRefused):
-            open_record(_account(amira), testimony, {Part.CONTENT}, config=app.config)
+            open_record(f.account(amira), testimony, {Part.CONTENT}, config=app.config)
