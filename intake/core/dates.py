@@ -24,4 +24,7 @@ def parse_month(text: str) -> date | None:
     match = MONTH.fullmatch(text)
     if match is None or not 1 <= int(match[2]) <= 12:
         return None
-    return date(int(match[1]), int(match[2]), 1)
+    try:
+        return date(int(match[1]), int(match[2]), 1)
+    except ValueError:  # year 0
+        return None

@@ -6,7 +6,7 @@ Operations change the session and write audit events; they never commit.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -71,11 +71,13 @@ def read_identity(person: Person) -> dict[str, Any] | Tombstone | None:
     return value
 
 
-def possible_previous_interviews(name: str, birth_year: int | None, *, actor: Any) -> list[Person]:
+def possible_previous_interviews(name: str, birth_year: int | None, *, actor: Any,
+                                 usable: Callable[[Person], bool] | None = None) -> list[Person]:
     """Persons already registered whose name and birth year match these (in any of the spellings that fold alike).
 
     Candidates are found by the blind index and confirmed by comparing decrypted identities, so collisions of the
-    truncated tag never reach the caller. Returns persons, never their identities.
+    truncated tag never reach the caller. `usable` leaves out, before anything is decrypted, candidates whose data
+    may no longer be used (consent withdrawn). Returns persons, never their identities.
     """
     tags = search_tags(current_keyring(), name, birth_year)
     if not tags:
@@ -85,6 +87,8 @@ def possible_previous_interviews(name: str, birth_year: int | None, *, actor: An
         .where(sa.or_(Person.name_tag.in_(tags), Person.other_name_tag.in_(tags)), DataKey.destroyed_at.is_(None))
         .order_by(Person.id)
     ).all()
+    if usable is not None:
+        candidates = [person for person in candidates if usable(person)]
     matches = []
     for person in candidates:
         identity = read_identity(person)

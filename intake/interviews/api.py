@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from webargs.flaskparser import FlaskParser, abort  # flask-smorest's abort, typed
 
 from intake.api.body import require_json_body, takes_raw_body
-from intake.core.access import ALL_PARTS, RecordView, open_record
+from intake.core.access import ALL_PARTS, Reason, RecordView, open_record, refuse
 from intake.core.db import db, utcnow, writes_on_get
 from intake.core.errors import problem
 from intake.core.limits import api_limit, limiter
@@ -369,6 +369,9 @@ class InterviewItem(MethodView):
                 previous = ops.save_person(testimony, person_input(data["person"]), actor=actor, config=config,
                                            revision=revision)
             revision = None
+        if "narrative" not in data and data.get("narrative_declined") is False:
+            abort(422, messages={"narrative": [str(_l("Send the narrative together with narrative_declined: "
+                                                      "false; without it the narrative would be emptied."))]})
         if "narrative" in data or "narrative_declined" in data:
             with refusals():
                 ops.save_narrative(testimony, data.get("narrative", ""), declined=data.get("narrative_declined", False),
@@ -480,6 +483,11 @@ class Submission(MethodView):
             try:
                 ops.submit(testimony, idempotency_key=key, actor=g.account, config=current_app.config,
                            revision=data["revision"])
+            except ops.StaleDraft:
+                # A retry that waited for the first attempt's lock: that attempt submitted, so answer as it did.
+                db.session.refresh(testimony)
+                if testimony.submission_key != key:
+                    raise
             except ops.InputRefused as refused:
                 if "idempotency_key" in refused.problems:  # the header's form was checked: used elsewhere
                     abort(409, message=_first(refused))
@@ -498,7 +506,7 @@ class Withdrawals(MethodView):
         interface, which asks for a fresh two-factor code."""
         testimony = _testimony(testimony_id)
         if testimony.interviewer_id != g.account.id:
-            abort(403, message=str(NOT_YOURS))
+            refuse(g.account, testimony, Reason.NOT_OWN, asked=set(), purpose="withdrawal")
         if data["erasure"]:
             abort(403, message=str(_l("This action needs a fresh two-factor code; use the web interface.")))
         with refusals():

@@ -249,13 +249,18 @@ def correction_deadline(testimony: Testimony, config: Any) -> datetime | None:
     return testimony.submitted_at + timedelta(hours=int(config["CORRECTION_HOURS"]))
 
 
-def ensure_editable(testimony: Testimony, actor: Any, config: Any) -> None:
-    """Refuse unless `actor` recorded this testimony (else `AccessRefused`, audited), its consent stands and it is a
-    draft or still in its correction window (else `Locked`)."""
+def _ensure_own(testimony: Testimony, actor: Any) -> None:
+    """Refuse (`AccessRefused`, audited) a change by anyone but the interviewer who recorded the testimony."""
     if testimony.interviewer_id is None or testimony.interviewer_id != getattr(actor, "id", None):
         from intake.core.access import Part, Reason, refuse
 
         refuse(actor, testimony, Reason.NOT_OWN, asked={Part.CONTENT}, purpose="change")
+
+
+def ensure_editable(testimony: Testimony, actor: Any, config: Any) -> None:
+    """Refuse unless `actor` recorded this testimony (else `AccessRefused`, audited), its consent stands and it is a
+    draft or still in its correction window (else `Locked`)."""
+    _ensure_own(testimony, actor)
     if testimony.data_key.destroyed_at is not None:
         raise Locked(_l("This record was erased at the person's request."))
     if not _documentation_allowed(testimony.id):
@@ -339,8 +344,8 @@ def save_person(testimony: Testimony, given: PersonInput | None, *, actor: Any, 
                  details={"fields": sorted(document), "anonymous": not document})
     if not document.get("name"):
         return []
-    matches = [p for p in possible_previous_interviews(str(document["name"]), document.get("birth_year"),
-                                                       actor=actor) if p.id != person.id]
+    matches = possible_previous_interviews(str(document["name"]), document.get("birth_year"), actor=actor,
+                                           usable=lambda p: p.id != person.id and _still_documented(p))
     found = []
     for match in matches:
         row = db.session.execute(
@@ -350,6 +355,12 @@ def save_person(testimony: Testimony, given: PersonInput | None, *, actor: Any, 
         if row is not None:
             found.append(PreviousInterview(row.interviewed_on or row.created_at.date(), row.team))
     return found
+
+
+def _still_documented(person: Person) -> bool:
+    """Whether any testimony of `person` may still be used: a withdrawn consent takes them out of the warning."""
+    ids = db.session.scalars(sa.select(Testimony.id).where(Testimony.pseudonym == person.pseudonym)).all()
+    return any(_documentation_allowed(testimony_id) for testimony_id in ids)
 
 
 def save_narrative(testimony: Testimony, narrative: str, *, declined: bool, actor: Any, config: Any,
@@ -401,6 +412,23 @@ def is_paused(details: Mapping[str, Any]) -> bool:
 
 # --- incidents -------------------------------------------------------------------------------------------------
 
+EARLIEST_YEAR = 1900
+
+
+def _check_date(problems: dict[str, list[Any]], name: str, value: date | None, today: date,
+                malformed: Any) -> date | None:
+    """The date if it is a real one between 1900 and today; else None, with the reason added to `problems`."""
+    if value is None:
+        _add(problems, name, malformed)
+    elif value > today:
+        _add(problems, name, _l("This date is in the future."))
+    elif value.year < EARLIEST_YEAR:
+        _add(problems, name, _l("This date is before %(year)d: check the year.", year=EARLIEST_YEAR))
+    else:
+        return value
+    return None
+
+
 def incident_problems(given: IncidentInput, *, today: date) -> dict[str, list[Any]]:
     """Why this incident cannot be recorded, by field; empty when it can."""
     problems: dict[str, list[Any]] = {}
@@ -416,24 +444,15 @@ def incident_problems(given: IncidentInput, *, today: date) -> dict[str, list[An
         if given.date_precision not in DATE_PRECISIONS:
             _add(problems, "date_precision", _l("Say how precisely the date is known."))
         elif given.date_precision == "month":
-            start = parse_month(given.date_start)
-            if start is None:
-                _add(problems, "date_start", _l("Give the month as year and month, e.g. 2023-09."))
-            elif start > today:
-                _add(problems, "date_start", _l("This date is in the future."))
+            _check_date(problems, "date_start", parse_month(given.date_start), today,
+                        _l("Give the month as year and month, e.g. 2023-09."))
         elif given.date_precision in ("day", "approximate", "range"):
-            start = parse_day(given.date_start)
-            if start is None:
-                _add(problems, "date_start", _l("Give a date as year, month and day, e.g. 2023-09-19."))
-            elif start > today:
-                _add(problems, "date_start", _l("This date is in the future."))
+            start = _check_date(problems, "date_start", parse_day(given.date_start), today,
+                                _l("Give a date as year, month and day, e.g. 2023-09-19."))
             if given.date_precision == "range":
-                end = parse_day(given.date_end)
-                if end is None:
-                    _add(problems, "date_end", _l("Give the last day of the period, e.g. 2023-09-28."))
-                elif end > today:
-                    _add(problems, "date_end", _l("This date is in the future."))
-                elif start is not None and end < start:
+                end = _check_date(problems, "date_end", parse_day(given.date_end), today,
+                                  _l("Give the last day of the period, e.g. 2023-09-28."))
+                if start is not None and end is not None and end < start:
                     _add(problems, "date_end", _l("The end of the period is before its start."))
     if "place" not in given.declined:
         if given.place_id and gazetteer.get(given.place_id) is None:
@@ -617,6 +636,7 @@ def submit(testimony: Testimony, *, idempotency_key: str, actor: Any, config: An
     """
     if not IDEMPOTENCY_KEY.fullmatch(idempotency_key or ""):
         raise InputRefused.one("idempotency_key", _l("The submission key is missing or malformed."))
+    _ensure_own(testimony, actor)
     if testimony.status != TestimonyStatus.DRAFT:
         if testimony.submission_key == idempotency_key:
             return False

@@ -223,6 +223,8 @@ def shred_testimony(testimony: Testimony, *, reason: str, actor: Any, config: An
     destroy_data_key(testimony.data_key)
     testimony.narrative = None
     testimony.details = None
+    # The request that created it, and its digest, could link the tombstone to a copy of that request.
+    testimony.idempotency_key = testimony.submission_digest = testimony.submission_key = None
     for incident in testimony.incidents:
         incident.details = None
     for consent in db.session.scalars(sa.select(ConsentRecord).where(ConsentRecord.testimony_id == testimony.id)):

@@ -16,7 +16,7 @@ from flask_babel import lazy_gettext as _l
 from intake.audit.controllers import details_text
 from intake.audit.forms import action_label
 from intake.consents.operations import InputRefused
-from intake.core.access import REFUSALS, Reason
+from intake.core.access import Reason, refuse
 from intake.core.audit import AuditAction, record_event
 from intake.core.db import db, writes_on_get
 from intake.core.pages import attach_error, render_form
@@ -69,7 +69,7 @@ def _own_testimony(testimony_id: int) -> Testimony:
     """The caller's own interview: 404 when there is none with this id, 403 when someone else recorded it."""
     testimony = _testimony_or_404(testimony_id)
     if testimony.interviewer_id is None or testimony.interviewer_id != g.account.id:
-        abort(403, description=str(REFUSALS[Reason.NOT_OWN]))
+        refuse(g.account, testimony, Reason.NOT_OWN, asked=set(), purpose="withdrawal")
     return testimony
 
 

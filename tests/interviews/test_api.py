@@ -422,9 +422,11 @@ def test_an_unsafe_interview_is_refused_with_its_reasons_and_stores_nothing(
     ("person.birth_year", 1850, "person.birth_year"),
     ("referral.outcome", "maybe", "referral.outcome"),
     ("referral", None, "referral"),
+    ("incidents.1.date", {"precision": "month", "start": "0000-05", "end": None}, "incidents.1.date.start"),
+    ("incidents.0.date.start", "1850-01-01", "incidents.0.date.start"),
 ], ids=["future-date", "end-before-start", "unknown-type", "unknown-place", "count-not-a-number",
         "unknown-involvement", "script-not-read", "child-not-assenting", "unknown-field", "birth-year",
-        "referral-outcome", "submitted-without-referral"])
+        "referral-outcome", "submitted-without-referral", "year-zero", "before-1900"])
 @ONLY_SQLITE
 def test_bad_input_is_refused_on_its_field_and_stores_nothing(
         app: Flask, client: FlaskClient, token: dict[str, str], path: str, value: Any, field: str) -> None:
@@ -545,6 +547,7 @@ def test_only_the_interviewer_who_recorded_an_interview_may_change_it(
     refused(upload(client, other, interview["id"], PNG, revision=interview["revision"]), 403)
     refused(client.post(f"{where}/withdrawals", headers=other, json={"received_how": "phone"}), 403)
     assert count(app, ConsentWithdrawal) == 0 and count(app, Attachment) == 0
+    assert audit_actions(app).count("record_access_refused") == 3
     refused(client.get(f"{INTERVIEWS}/987654", headers=token), 404)
 
 
@@ -624,3 +627,26 @@ def test_the_openapi_document_describes_the_interview_routes(client: FlaskClient
             "/api/v1/interviews/{testimony_id}/attachments"} <= set(spec["paths"])
     upload_doc = spec["paths"]["/api/v1/interviews/{testimony_id}/attachments"]["post"]
     assert "application/octet-stream" in upload_doc["requestBody"]["content"]
+
+
+def test_a_patch_without_the_narrative_never_empties_it(
+        app: Flask, client: FlaskClient, token: dict[str, str]) -> None:
+    interview = create(client, token, whole_interview(submit=False)).get_json()
+    where = f"{INTERVIEWS}/{interview['id']}"
+    problem = refused(client.patch(where, headers=token, json={"revision": interview["revision"],
+                                                               "narrative_declined": False}), 422)
+    assert "narrative" in problem["errors"]
+    assert client.get(where, headers=token).get_json()["testimony"]["narrative"] == f.SENTINEL_NARRATIVE
+
+
+def test_a_person_who_withdrew_is_left_out_of_the_already_interviewed_warning(
+        app: Flask, client: FlaskClient, token: dict[str, str]) -> None:
+    first = create(client, token, whole_interview()).get_json()
+    second = create(client, token, whole_interview(), key="second-" + KEY).get_json()
+    assert len(second["possible_previous_interviews"]) == 1
+    assert client.post(f"{INTERVIEWS}/{first['id']}/withdrawals", headers=token,
+                       json={"received_how": "phone"}).status_code == 201
+    assert client.post(f"{INTERVIEWS}/{second['id']}/withdrawals", headers=token,
+                       json={"received_how": "phone"}).status_code == 201
+    third = create(client, token, whole_interview(), key="third-" + KEY).get_json()
+    assert third["possible_previous_interviews"] == []

@@ -152,6 +152,7 @@ def test_withdrawal_with_erasure_shreds_identity_and_content_and_denies_the_next
         person = db.session.scalar(sa.select(Person).where(Person.pseudonym == testimony.pseudonym))
         assert testimony.data_key.destroyed_at is not None and person.data_key.destroyed_at is not None
         assert testimony.narrative is None and all(i.details is None for i in testimony.incidents)
+        assert (testimony.idempotency_key, testimony.submission_key, testimony.submission_digest) == (None,) * 3
         assert person.identity is None and person.name_tag is None
         assert db.session.scalar(sa.select(sa.func.count()).select_from(ConsentWithdrawal)) == 1
         with pytest.raises(AccessRefused):
