@@ -30,7 +30,7 @@ from consent.records import (
 from intake.consents.models import ConsentRecord, ConsentWithdrawal
 from intake.core.audit import AuditAction, record_event
 from intake.core.crypto.fields import seal_value
-from intake.core.db import db, utcnow
+from intake.core.db import db, transaction_cache, utcnow
 
 COUNTRY = re.compile(r"[A-Z]{2}")
 RECIPIENT_KEY = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
@@ -142,17 +142,19 @@ def consent_problems(given: ConsentInput, *, today: date) -> dict[str, list[Any]
 
 def forget_decisions() -> None:
     """Drop the decisions this transaction remembered: consent changed."""
-    db.session.info.pop(DECISIONS_KEY, None)
+    transaction_cache(db.session, DECISIONS_KEY).clear()
 
 
-def record_consent(testimony: Any, given: ConsentInput, *, actor: Any) -> ConsentRecord:
-    """Check and store a new consent version for `testimony`; raises `InputRefused` and stores nothing if invalid."""
+def record_consent(testimony: Any, given: ConsentInput, *, actor: Any, first: bool = False) -> ConsentRecord:
+    """Check and store a new consent version for `testimony`; raises `InputRefused` and stores nothing if invalid.
+
+    `first` says the testimony was created in this transaction, so this is its version 1."""
     problems = consent_problems(given, today=utcnow().date())
     if problems:
         raise InputRefused(problems)
     script = scripts.latest(given.script_language)
-    number = (db.session.scalar(sa.select(sa.func.max(ConsentRecord.number))
-                                .where(ConsentRecord.testimony_id == testimony.id)) or 0) + 1
+    number = 1 if first else (db.session.scalar(sa.select(sa.func.max(ConsentRecord.number))
+                                                .where(ConsentRecord.testimony_id == testimony.id)) or 0) + 1
     record = ConsentRecord(
         testimony=testimony, number=number, recorded_at=utcnow(), recorded_by_id=getattr(actor, "id", None),
         script_language=script.language, script_hash=script.hash, method=given.method,

@@ -184,6 +184,21 @@ def within_transaction(transaction: Any, ancestor: Any) -> bool:
     return False
 
 
+def transaction_cache(session: Session | scoped_session[Any], name: str) -> dict[Any, Any]:
+    """A dict that lives as long as the session's current outer transaction: what was read once in it (and is
+    locked or may be trusted until it ends) need not be read again. A new transaction starts with an empty one."""
+    real: Session = session() if isinstance(session, scoped_session) else session
+    transaction = real.get_transaction()
+    if transaction is None:
+        return {}
+    caches: dict[str, tuple[Any, dict[Any, Any]]] = real.info.setdefault("intake.transaction_caches", {})
+    owner, cache = caches.get(name, (None, {}))
+    if owner is not transaction:
+        cache = {}
+        caches[name] = (transaction, cache)
+    return cache
+
+
 def innermost_transaction(session: Session) -> Any:
     """The savepoint or outer transaction now open in `session` (begun first if none is)."""
     session.connection()

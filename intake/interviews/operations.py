@@ -38,7 +38,7 @@ from intake.core.crypto import current_keyring
 from intake.core.crypto.blind_index import name_tags
 from intake.core.crypto.fields import open_value, seal_value
 from intake.core.dates import parse_day, parse_month
-from intake.core.db import db, utcnow
+from intake.core.db import db, transaction_cache, utcnow
 from intake.identities.models import Person
 from intake.identities.operations import possible_previous_interviews, register_person
 from intake.interviews.models import InterviewNotHeld
@@ -59,6 +59,7 @@ MAX_NARRATIVE = 100_000
 MAX_TEXT = 2000
 MAX_SHORT = 200
 IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_-]{16,64}")
+NEW_TESTIMONIES = "intake.new_testimonies"  # transaction cache of the testimonies begun in it
 
 
 class Risk(enum.StrEnum):
@@ -236,7 +237,11 @@ def start_interview(readiness: Readiness, consent: ConsentInput, *, actor: Any, 
         "readiness": {**asdict(readiness), "risk": readiness.risk.value},
         "declined": [], "pauses": [], "referral": None,
     })
-    record_consent(testimony, consent, actor=actor)
+    record_consent(testimony, consent, actor=actor, first=True)
+    # A new testimony has no incidents or attachments yet: say so rather than have them loaded.
+    sa.orm.attributes.set_committed_value(testimony, "incidents", [])
+    sa.orm.attributes.set_committed_value(testimony, "attachments", [])
+    transaction_cache(db.session, NEW_TESTIMONIES).setdefault("ids", set()).add(testimony.id)
     db.session.flush()
     return testimony
 
@@ -276,7 +281,7 @@ def ensure_editable(testimony: Testimony, actor: Any, config: Any) -> None:
 def _documentation_allowed(testimony_id: int) -> bool:
     """`documentation_allowed`, asked once per transaction and testimony: a withdrawal recorded meanwhile clears
     the answers (`intake.consents.operations.forget_decisions`), and the next request asks again."""
-    known: dict[int, bool] = db.session.info.setdefault(DECISIONS_KEY, {})
+    known = transaction_cache(db.session, DECISIONS_KEY)
     if testimony_id not in known:
         known[testimony_id] = documentation_allowed(testimony_id).allowed
     return known[testimony_id]
@@ -291,7 +296,9 @@ def bump_revision(testimony: Testimony, expected: int | None) -> None:
     testimony's other changes.
     """
     if expected is None:
-        testimony.revision = testimony.revision + 1
+        # Nobody can have seen a testimony created in this transaction: its first revision stands.
+        if testimony.id not in transaction_cache(db.session, NEW_TESTIMONIES).get("ids", ()):
+            testimony.revision = testimony.revision + 1
         return
     current = expected
     result: sa.CursorResult[Any] = db.session.execute(sa.update(Testimony).where(Testimony.id == testimony.id,

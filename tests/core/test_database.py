@@ -56,3 +56,36 @@ def test_sqlite_overwrites_deleted_content(tmp_path: Path) -> None:
         conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     engine.dispose()
     assert marker not in path.read_bytes()
+
+
+def test_a_transaction_cache_lasts_exactly_as_long_as_its_transaction(app: Flask) -> None:
+    from intake.consents import operations as consents
+    from intake.core.db import transaction_cache
+
+    with app.app_context():
+        db.session.execute(sa.text("SELECT 1"))
+        transaction_cache(db.session, "example")["answer"] = 42
+        with db.session.begin_nested():  # a savepoint is still the same transaction
+            assert transaction_cache(db.session, "example") == {"answer": 42}
+        assert transaction_cache(db.session, "other") == {}
+        db.session.commit()
+        db.session.execute(sa.text("SELECT 1"))
+        assert transaction_cache(db.session, "example") == {}  # a new transaction asks again
+        transaction_cache(db.session, consents.DECISIONS_KEY)[1] = True
+        consents.forget_decisions()
+        assert transaction_cache(db.session, consents.DECISIONS_KEY) == {}
+        db.session.rollback()
+
+
+def test_the_primary_kek_version_is_read_again_in_each_transaction(app: Flask) -> None:
+    from intake.core.crypto.datakeys import primary_kek_version
+    from intake.core.crypto.models import KekVersion
+
+    with app.app_context():
+        first = primary_kek_version()
+        db.session.commit()
+        db.session.execute(sa.update(KekVersion).where(KekVersion.version == first).values(state="active"))
+        db.session.add(KekVersion(version=first + 1, state="primary", added_at=sa.func.now()))
+        db.session.commit()
+        assert primary_kek_version() == first + 1
+        db.session.rollback()

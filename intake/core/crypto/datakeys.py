@@ -33,7 +33,7 @@ from intake.core.crypto.envelope import (
     wrapped_kek_version,
 )
 from intake.core.crypto.models import DATA_KEY_OWNERS, DataKey, KekVersion
-from intake.core.db import db, utcnow
+from intake.core.db import db, transaction_cache, utcnow
 from intake.core.keys import Keyring, UnknownKeyError
 
 __all__ = [
@@ -101,6 +101,9 @@ def primary_kek_version(session: Session | None = None, *, lock: bool = True) ->
     it for update) cannot retire a version while a transaction is wrapping a key under it.
     """
     session = _session(session)
+    known = transaction_cache(session, "primary_kek_version") if lock else {}
+    if "version" in known:  # read (and locked) earlier in this transaction
+        return int(known["version"])
     query = sa.select(KekVersion).where(KekVersion.state == "primary")
     if lock and session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(read=True)
@@ -110,6 +113,8 @@ def primary_kek_version(session: Session | None = None, *, lock: bool = True) ->
         row = session.scalar(query)
         if row is None:
             raise KeyringOutdated("The database records no primary KEK version.")
+    if lock:
+        known["version"] = row.version
     return row.version
 
 
