@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from webargs.flaskparser import FlaskParser, abort  # flask-smorest's abort, typed
 
 from intake.api.body import require_json_body, takes_raw_body
-from intake.core.access import ALL_PARTS, Reason, RecordView, open_record, refuse
+from intake.core.access import ALL_PARTS, Part, Reason, RecordView, decide, open_record, refuse
 from intake.core.db import db, utcnow, writes_on_get
 from intake.core.errors import problem
 from intake.core.limits import api_limit, limiter
@@ -177,6 +177,14 @@ def _testimony(testimony_id: int) -> Testimony:
     testimony = db.session.get(Testimony, testimony_id)
     if testimony is None:
         abort(404, message=str(NO_SUCH_INTERVIEW))
+    return testimony
+
+
+def _changeable(testimony: Testimony) -> Testimony:
+    """Refuse (403, audited) a change to a record this caller may not open, before anything runs, as the pages do."""
+    decision = decide(g.account, testimony, {Part.CONTENT}, config=current_app.config)
+    if not decision.allowed:
+        refuse(g.account, testimony, decision.reason, asked={Part.CONTENT}, purpose="change")
     return testimony
 
 
@@ -360,7 +368,7 @@ class InterviewItem(MethodView):
     def patch(self, data: dict[str, Any], testimony_id: int) -> Any:
         """Change the narrative, the person or the referral of an own draft (or a submission within its correction
         window). `revision` is the one you read: another one since is a 409, a locked record a 403."""
-        testimony = _testimony(testimony_id)
+        testimony = _changeable(_testimony(testimony_id))
         actor, config = g.account, current_app.config
         revision: int | None = data["revision"]
         previous: list[ops.PreviousInterview] = []
@@ -391,7 +399,7 @@ class Incidents(MethodView):
     @blp.response(201, IncidentSavedSchema)
     def post(self, data: dict[str, Any], testimony_id: int) -> Any:
         """Add an incident to an own interview."""
-        testimony = _testimony(testimony_id)
+        testimony = _changeable(_testimony(testimony_id))
         with refusals("incident", INCIDENT_PATHS):
             incident = ops.add_incident(testimony, incident_input(data["incident"]), actor=g.account,
                                         config=current_app.config, revision=data["revision"])
@@ -405,7 +413,7 @@ class IncidentItem(MethodView):
     @blp.response(200, IncidentSavedSchema)
     def put(self, data: dict[str, Any], testimony_id: int, incident_id: int) -> Any:
         """Replace what an incident records."""
-        testimony = _testimony(testimony_id)
+        testimony = _changeable(_testimony(testimony_id))
         incident = _incident(testimony, incident_id)
         with refusals("incident", INCIDENT_PATHS):
             ops.update_incident(incident, incident_input(data["incident"]), actor=g.account,
@@ -417,7 +425,7 @@ class IncidentItem(MethodView):
     @blp.response(204)
     def delete(self, query: dict[str, Any], testimony_id: int, incident_id: int) -> None:
         """Remove an incident; `revision` (a query parameter) is the interview's revision you read."""
-        testimony = _testimony(testimony_id)
+        testimony = _changeable(_testimony(testimony_id))
         incident = _incident(testimony, incident_id)
         with refusals():
             ops.remove_incident(incident, actor=g.account, config=current_app.config, revision=query["revision"])
@@ -453,7 +461,7 @@ class Attachments(MethodView):
     def post(self, query: dict[str, Any], testimony_id: int) -> Any:
         """Add a file to an own interview, of a medium its consent covers: its type is recognised from its content
         and must be the `medium` declared. Larger than the limit is a 413; anything refused stores nothing."""
-        testimony = _testimony(testimony_id)
+        testimony = _changeable(_testimony(testimony_id))
         received = _Received(request.stream)
         filename = PurePosixPath(unquote(request.headers.get("X-Filename", "")).replace("\\", "/")).name
         try:

@@ -534,8 +534,12 @@ def test_after_the_correction_window_the_interview_is_locked_for_its_interviewer
     refused(client.get(where, headers=token), 403)
     with app.app_context():
         assert db.session.get(StoredTestimony, interview["id"]).revision == revision
-        last = db.session.scalars(sa.select(AuditEvent).order_by(AuditEvent.seq.desc())).first()
-        assert (last.action, last.details["why"]) == ("record_access_refused", "correction_window_closed")
+        refusals = db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "record_access_refused")
+                                      .order_by(AuditEvent.seq)).all()
+        # The correction, the new incident and the read: each refusal is in the log, saying why.
+        assert [(e.details["purpose"], e.details["why"]) for e in refusals] == [
+            ("change", "correction_window_closed"), ("change", "correction_window_closed"),
+            ("interview", "correction_window_closed")]
 
 
 def test_only_the_interviewer_who_recorded_an_interview_may_change_it(
