@@ -81,6 +81,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CORRECTION_HOURS", "int", 72,
             "How long after submitting an interview its interviewer may still correct it; then it locks for them.",
             minimum=0, maximum=720),
+    Setting("REVIEW_ASSIGNMENT_POLICY", "choice", "assigned",
+            "Which submitted testimonies a reviewer may open: `assigned` (those assigned or granted to them) or "
+            "`team` (also every one recorded by their team).", choices=("assigned", "team")),
     Setting("PSEUDONYM_PREFIX", "str", "KB",
             "Letters (1 to 4, A to Z) that begin every pseudonym code, e.g. `KB-7F3Q-2K`."),
     Setting("AUDIT_ORIGIN", "str", "intake.invalid/audit",

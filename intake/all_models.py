@@ -2,6 +2,7 @@
 
 from intake.accounts import models as accounts_models  # noqa: F401
 from intake.consents import models as consents_models  # noqa: F401
+from intake.core.access import models as access_models  # noqa: F401
 from intake.core.audit import models as audit_models  # noqa: F401
 from intake.core.crypto import models as crypto_models  # noqa: F401
 from intake.core.db import Base

@@ -44,6 +44,8 @@ ACTION_LABELS: dict[str, Any] = {
     AuditAction.TESTIMONY_CREATED: _l("Testimony created"),
     AuditAction.TESTIMONY_UPDATED: _l("Testimony changed"),
     AuditAction.TEAM_CHANGED: _l("Team changed"),
+    AuditAction.RECORD_ASSIGNED: _l("Record assigned to a reviewer"),
+    AuditAction.RECORD_UNASSIGNED: _l("Record taken from a reviewer"),
     AuditAction.TESTIMONY_SUBMITTED: _l("Testimony submitted"),
     AuditAction.INTERVIEW_NOT_HELD: _l("Interview not held"),
     AuditAction.RECORD_ACCESS_REFUSED: _l("Record access refused"),

@@ -5,9 +5,10 @@ audit event in the same transaction (DESIGN invariant 4).
 its consent particulars or its attachments' details. It applies `decide`, raises `AccessRefused` (after recording
 the refusal) when nothing may be opened, and returns a `RecordView` holding only the parts allowed.
 
-Who may open what (this release): the interviewer who recorded a testimony, while it is a draft and during its
-correction window afterwards, as long as its consent to documentation stands. Other roles are added with the
-review workspace.
+Who may open what: the interviewer who recorded a testimony, while it is a draft and during its correction window
+afterwards; a reviewer, the content and attachments (never the identity) of a submitted testimony assigned or
+granted to them, or recorded by their team when `REVIEW_ASSIGNMENT_POLICY` is `team`. Either only as long as its
+consent to documentation stands.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ class Reason(enum.StrEnum):
     ERASED = "erased"
     CONSENT_WITHDRAWN = "consent_withdrawn"
     WINDOW_CLOSED = "correction_window_closed"
+    NOT_SUBMITTED = "not_submitted"
+    NOT_ASSIGNED = "not_assigned"
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,11 @@ REFUSALS: dict[Reason, Any] = {
     Reason.CONSENT_WITHDRAWN: _l("The person withdrew their consent, so this record can no longer be opened."),
     Reason.WINDOW_CLOSED: _l("The time for corrections has ended, so this interview is locked. Ask a coordinator "
                              "if something must be corrected."),
+    Reason.NOT_SUBMITTED: _l("This interview has not been submitted yet."),
+    Reason.NOT_ASSIGNED: _l("This record is not assigned to you. Ask a coordinator if you need it for your work."),
 }
+# What a reviewer may ever open: never who the person is, nor the consent's particulars.
+REVIEWER_PARTS = frozenset({Part.CONTENT, Part.ATTACHMENTS})
 
 
 class AccessRefused(Forbidden):
@@ -156,6 +163,8 @@ def decide(account: Any, testimony: Any, wanted: Iterable[Part], *, config: Any)
     from intake.testimonies.models import TestimonyStatus
 
     asked = frozenset(wanted)
+    if account is not None and account.has_permission(Permission.REVIEW_RECORDS):
+        return _decide_for_reviewer(account, testimony, asked, config=config)
     if account is None or not account.has_permission(Permission.RECORD_INTERVIEWS):
         return AccessDecision(False, frozenset(), Reason.NO_PERMISSION)
     if testimony.interviewer_id != account.id:
@@ -169,6 +178,27 @@ def decide(account: Any, testimony: Any, wanted: Iterable[Part], *, config: Any)
         if testimony.status != TestimonyStatus.SUBMITTED or deadline is None or utcnow() >= deadline:
             return AccessDecision(False, frozenset(), Reason.WINDOW_CLOSED)
     return AccessDecision(True, asked, Reason.ALLOWED)
+
+
+def _decide_for_reviewer(account: Any, testimony: Any, asked: frozenset[Part], *, config: Any) -> AccessDecision:
+    """A reviewer opens content and attachments of submitted testimony assigned to them, granted to them, or (when
+    `REVIEW_ASSIGNMENT_POLICY` is `team`) recorded by their team; never an identity."""
+    from intake.consents.operations import documentation_allowed
+    from intake.core.access.assignments import may_review
+    from intake.testimonies.models import TestimonyStatus
+
+    if testimony.data_key.destroyed_at is not None:
+        return AccessDecision(False, frozenset(), Reason.ERASED)
+    if testimony.status == TestimonyStatus.DRAFT:
+        return AccessDecision(False, frozenset(), Reason.NOT_SUBMITTED)
+    if not may_review(account, testimony, policy=config["REVIEW_ASSIGNMENT_POLICY"]):
+        return AccessDecision(False, frozenset(), Reason.NOT_ASSIGNED)
+    if not documentation_allowed(testimony.id).allowed:
+        return AccessDecision(False, frozenset(), Reason.CONSENT_WITHDRAWN)
+    parts = asked & REVIEWER_PARTS
+    if not parts:
+        return AccessDecision(False, frozenset(), Reason.NO_PERMISSION)
+    return AccessDecision(True, parts, Reason.ALLOWED)
 
 
 def refuse(account: Any, testimony: Any, reason: Reason, *, asked: Iterable[Part], purpose: str) -> NoReturn:

@@ -63,6 +63,8 @@ class AuditAction(enum.StrEnum):
     RECORDS_SEARCHED = "records_searched"
     CONSENT_RECORDED = "consent_recorded"
     CONSENT_WITHDRAWN = "consent_withdrawn"
+    RECORD_ASSIGNED = "record_assigned"
+    RECORD_UNASSIGNED = "record_unassigned"
     ACCESS_GRANTED = "access_granted"
     ACCESS_REVOKED = "access_revoked"
     EXPORT_BUILT = "export_built"
