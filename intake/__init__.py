@@ -160,6 +160,7 @@ def _register_blueprints(app: Flask) -> None:
     from intake.audit.blueprint import bp as audit_bp
     from intake.home.blueprint import bp as home_bp
     from intake.interviews.blueprint import bp as interviews_bp
+    from intake.review.blueprint import bp as review_bp
     from intake.withdrawals.blueprint import bp as withdrawals_bp
 
     app.register_blueprint(home_bp)
@@ -167,5 +168,6 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(admin_bp)
     app.register_blueprint(audit_bp)
     app.register_blueprint(interviews_bp)
+    app.register_blueprint(review_bp)
     app.register_blueprint(withdrawals_bp)
     init_api(app, csrf)

@@ -3,24 +3,34 @@
 Nothing here decrypts: the pages show what is stored in clear (see `intake.withdrawals`). Finding a record by its
 pseudonym is audited (`records_searched`, with the ids found); showing a record's clear metadata is not, as it
 opens none of the parts `record_viewed` counts. Erasure is a page of its own that asks for a fresh two-factor code.
+
+The coordinator's record page also lists who reviews the record: its assignments and its access grants, with forms
+to change them. Each change is a POST of its own that comes back to the record page; granting access opens the record
+to someone, so it asks for a fresh two-factor code too.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+import sqlalchemy as sa
 from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
+from sqlalchemy.orm import aliased
 
+from intake.accounts.models import Account, AccountRole
 from intake.audit.controllers import details_text
 from intake.audit.forms import action_label
 from intake.consents.operations import InputRefused
 from intake.core.access import Reason, refuse
+from intake.core.access import assignments as access
+from intake.core.access.models import AccessGrant, Assignment
 from intake.core.audit import AuditAction, record_event
-from intake.core.db import db, writes_on_get
+from intake.core.db import db, utcnow, writes_on_get
 from intake.core.pages import attach_error, render_form
-from intake.core.security import Permission, requires, requires_step_up
+from intake.core.security import Permission, Role, requires, requires_step_up
 from intake.testimonies.models import Testimony
 from intake.withdrawals import RecordSummary, find_by_pseudonym, summarise, withdraw
 from intake.withdrawals.forms import (
@@ -29,8 +39,12 @@ from intake.withdrawals.forms import (
     PURPOSE_LABELS,
     RECEIVED_HOW_LABELS,
     STATUS_LABELS,
+    AssignReviewerForm,
     ErasureForm,
     FindRecordForm,
+    GrantAccessForm,
+    RevokeAccessForm,
+    UnassignReviewerForm,
     WithdrawalForm,
     label_of,
 )
@@ -89,6 +103,94 @@ def _tell_recipients(summary: RecordSummary) -> None:
                      "included this record\".")), "warning")
 
 
+@dataclass(frozen=True)
+class AssignmentRow:
+    """A reviewer the record is assigned to, as the record page lists it."""
+
+    reviewer_id: int
+    reviewer: str
+    at: datetime
+    by: str | None
+
+
+@dataclass(frozen=True)
+class GrantRow:
+    """An access grant still in force, as the record page lists it."""
+
+    id: int
+    account: str
+    reason: str
+    expires_at: datetime
+    by: str | None
+
+
+def _reviewers() -> list[Account]:
+    """The active accounts holding the reviewer role: whom a record can be assigned or granted to."""
+    return list(db.session.scalars(
+        sa.select(Account).join(AccountRole, AccountRole.account_id == Account.id)
+        .where(Account.is_active.is_(True), AccountRole.role == Role.REVIEWER).order_by(Account.username)))
+
+
+def _assignments(testimony: Testimony) -> list[AssignmentRow]:
+    reviewer, by = aliased(Account), aliased(Account)
+    rows = db.session.execute(
+        sa.select(Assignment.reviewer_id, reviewer.username, Assignment.assigned_at, by.username)
+        .join(reviewer, reviewer.id == Assignment.reviewer_id)
+        .outerjoin(by, by.id == Assignment.assigned_by_id)
+        .where(Assignment.testimony_id == testimony.id).order_by(Assignment.assigned_at, Assignment.id))
+    return [AssignmentRow(*row) for row in rows]
+
+
+def _grants(testimony: Testimony) -> list[GrantRow]:
+    grantee, by = aliased(Account), aliased(Account)
+    rows = db.session.execute(
+        sa.select(AccessGrant.id, grantee.username, AccessGrant.reason, AccessGrant.expires_at, by.username)
+        .join(grantee, grantee.id == AccessGrant.account_id)
+        .outerjoin(by, by.id == AccessGrant.granted_by_id)
+        .where(AccessGrant.testimony_id == testimony.id, AccessGrant.revoked_at.is_(None),
+               AccessGrant.expires_at > utcnow())
+        .order_by(AccessGrant.expires_at, AccessGrant.id))
+    return [GrantRow(*row) for row in rows]
+
+
+def _access_context(testimony: Testimony, *, assign_form: AssignReviewerForm | None = None,
+                    grant_form: GrantAccessForm | None = None,
+                    revoke_form: tuple[int, RevokeAccessForm] | None = None) -> dict[str, Any]:
+    """What the record page shows of who reviews the record, with empty forms except the one refused."""
+    reviewers = _reviewers()
+    assigned = _assignments(testimony)
+    taken = {row.reviewer_id for row in assigned}
+    grants = _grants(testimony)
+    revoke_forms = {grant.id: RevokeAccessForm(formdata=None, prefix=f"revoke-{grant.id}") for grant in grants}
+    if revoke_form is not None and revoke_form[0] in revoke_forms:
+        revoke_forms[revoke_form[0]] = revoke_form[1]
+    return {
+        "assignments": assigned,
+        "grants": grants,
+        "assign_form": assign_form or AssignReviewerForm([r for r in reviewers if r.id not in taken],
+                                                         formdata=None, prefix="assign"),
+        "unassign_form": UnassignReviewerForm(formdata=None),
+        "grant_form": grant_form or GrantAccessForm(reviewers, formdata=None, prefix="grant"),
+        "revoke_forms": revoke_forms,
+    }
+
+
+def _record_again(testimony: Testimony, **forms: Any) -> Any:
+    """The coordinator's record page again, after a change to its reviewers was refused (422, nothing changed)."""
+    summary = summarise(testimony, with_exports=True)
+    return render_template(
+        "withdrawals/record.html", form=WithdrawalForm(summary.in_force, formdata=None), summary=summary,
+        coordinating=True, action=url_for("withdrawals.record", testimony_id=testimony.id),
+        erasure_url=url_for("withdrawals.erase", testimony_id=testimony.id),
+        **_access_context(testimony, **forms)), 422
+
+
+def _refused_into(form: Any, refused: InputRefused, renamed: dict[str, str]) -> None:
+    for name, messages in refused.problems.items():
+        for message in messages:
+            attach_error(form, str(message), renamed.get(name, name) or None)
+
+
 def _withdrawal_page(testimony: Testimony, *, here: str, erasure: str, coordinating: bool) -> Any:
     summary = summarise(testimony, with_exports=coordinating)
     form = WithdrawalForm(summary.in_force)
@@ -108,9 +210,10 @@ def _withdrawal_page(testimony: Testimony, *, here: str, erasure: str, coordinat
                              pseudonym=testimony.pseudonym)), "success")
             _tell_recipients(summary)
             return redirect(url_for(here, testimony_id=testimony.id), code=303)
+    extra = _access_context(testimony) if coordinating else {}
     return render_form("withdrawals/record.html", form, summary=summary, coordinating=coordinating,
                        action=url_for(here, testimony_id=testimony.id),
-                       erasure_url=url_for(erasure, testimony_id=testimony.id))
+                       erasure_url=url_for(erasure, testimony_id=testimony.id), **extra)
 
 
 def _erasure_page(testimony: Testimony, *, back: str, coordinating: bool) -> Any:
@@ -163,6 +266,84 @@ def record(testimony_id: int) -> Any:
 @requires_step_up
 def erase(testimony_id: int) -> Any:
     return _erasure_page(_testimony_or_404(testimony_id), back="withdrawals.record", coordinating=True)
+
+
+def _back_to_record(testimony: Testimony) -> Any:
+    return redirect(url_for("withdrawals.record", testimony_id=testimony.id), code=303)
+
+
+@requires(Permission.COORDINATE)
+def assign_reviewer(testimony_id: int) -> Any:
+    testimony = _testimony_or_404(testimony_id)
+    form = AssignReviewerForm(_reviewers(), prefix="assign")
+    if form.validate_on_submit():
+        reviewer = db.session.get(Account, int(form.reviewer.data or 0))
+        try:
+            if reviewer is None:
+                raise InputRefused.one("reviewer", _l("Choose an active reviewer."))
+            access.assign(testimony, reviewer, actor=g.account)
+        except InputRefused as refused:
+            _refused_into(form, refused, {})
+        else:
+            flash(str(_l("Record %(pseudonym)s assigned to %(reviewer)s.", pseudonym=testimony.pseudonym,
+                         reviewer=reviewer.username)), "success")
+            return _back_to_record(testimony)
+    return _record_again(testimony, assign_form=form)
+
+
+@requires(Permission.COORDINATE)
+def unassign_reviewer(testimony_id: int, reviewer_id: int) -> Any:
+    testimony = _testimony_or_404(testimony_id)
+    reviewer = db.session.get(Account, reviewer_id)
+    if reviewer is None:
+        abort(404)
+    form = UnassignReviewerForm()
+    if not form.validate_on_submit():
+        abort(400)
+    access.unassign(testimony, reviewer, actor=g.account)
+    flash(str(_l("Record %(pseudonym)s is no longer assigned to %(reviewer)s.", pseudonym=testimony.pseudonym,
+                 reviewer=reviewer.username)), "success")
+    return _back_to_record(testimony)
+
+
+@requires(Permission.COORDINATE)
+@requires_step_up  # it opens the record to someone
+def grant_access(testimony_id: int) -> Any:
+    testimony = _testimony_or_404(testimony_id)
+    form = GrantAccessForm(_reviewers(), prefix="grant")
+    if form.validate_on_submit():
+        grantee = db.session.get(Account, int(form.account.data or 0))
+        try:
+            if grantee is None:
+                raise InputRefused.one("reviewer", _l("Choose an active reviewer."))
+            access.grant_access(testimony, grantee, reason=form.reason.data or "", expires_at=form.ends,
+                                actor=g.account)
+        except InputRefused as refused:
+            _refused_into(form, refused, {"reviewer": "account"})
+        else:
+            flash(str(_l("%(account)s may review record %(pseudonym)s until %(ends)s.", account=grantee.username,
+                         pseudonym=testimony.pseudonym, ends=form.expires_at.data)), "success")
+            return _back_to_record(testimony)
+    return _record_again(testimony, grant_form=form)
+
+
+@requires(Permission.COORDINATE)
+def revoke_access(testimony_id: int, grant_id: int) -> Any:
+    testimony = _testimony_or_404(testimony_id)
+    grant = db.session.get(AccessGrant, grant_id)
+    if grant is None or grant.testimony_id != testimony.id:
+        abort(404)
+    form = RevokeAccessForm(prefix=f"revoke-{grant.id}")
+    if form.validate_on_submit():
+        try:
+            access.revoke_access(grant, reason=form.reason.data or "", actor=g.account)
+        except InputRefused as refused:
+            _refused_into(form, refused, {})
+        else:
+            flash(str(_l("The access to record %(pseudonym)s is ended.", pseudonym=testimony.pseudonym)),
+                  "success")
+            return _back_to_record(testimony)
+    return _record_again(testimony, revoke_form=(grant.id, form))
 
 
 # --- interviewer, for their own interviews ---------------------------------------------------------------------

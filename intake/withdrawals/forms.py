@@ -4,16 +4,27 @@ ways a request reaches us."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import UTC, date, datetime
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, Field, RadioField, SelectChoice, SelectMultipleField, StringField
-from wtforms.validators import InputRequired, Length, Regexp, ValidationError
+from wtforms import (
+    BooleanField,
+    Field,
+    RadioField,
+    SelectChoice,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import DataRequired, InputRequired, Length, Regexp, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from consent.records import Disclosure, Medium, Purpose
 from intake.consents.operations import RECEIVED_HOW
+from intake.core.access.assignments import MAX_REASON
 from intake.testimonies.models import TestimonyStatus
 from intake.withdrawals import MAX_PSEUDONYM, PSEUDONYM
 
@@ -156,3 +167,84 @@ class FindRecordForm(FlaskForm):
         description=_l("As written on the consent form or the person's card, for example KB-7F3Q-2K."),
         render_kw={"autocapitalize": "characters", "spellcheck": "false", "autocomplete": "off"},
     )
+
+
+REASON_HINT = _l("Kept in the audit log. Do not put names or other identifying details in it.")
+
+
+def _account_choices(accounts: Iterable[Any]) -> list[SelectChoice]:
+    return [SelectChoice("", _l("Choose a reviewer")), *(SelectChoice(str(a.id), a.username) for a in accounts)]
+
+
+def _chosen_account(field: Field) -> None:
+    if not field.data or field.data not in {c.value for c in field.choices}:
+        raise ValidationError(_l("Choose an active reviewer."))
+
+
+def _reason_field(label: Any) -> TextAreaField:
+    return TextAreaField(
+        label, description=REASON_HINT, filters=[_stripped],
+        validators=[DataRequired(message=_l("Give the reason for this access. Do not put names or other "
+                                            "identifying details in it: it is kept in the audit log.")),
+                    Length(max=MAX_REASON, message=_l("Use at most %(max)d characters."))],
+    )
+
+
+class AssignReviewerForm(FlaskForm):
+    """Give the record to an active reviewer."""
+
+    reviewer = SelectField(_l("Reviewer"), validate_choice=False)
+
+    def __init__(self, reviewers: Iterable[Any], *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.reviewer.choices = _account_choices(reviewers)
+
+    def validate_reviewer(self, field: Field) -> None:
+        _chosen_account(field)
+
+
+class UnassignReviewerForm(FlaskForm):
+    """Take the record back from a reviewer (the button carries only the CSRF token)."""
+
+
+class GrantAccessForm(FlaskForm):
+    """Open the record to a reviewer until a date, for a stated reason."""
+
+    account = SelectField(_l("Reviewer"), validate_choice=False)
+    reason = _reason_field(_l("Reason for the access"))
+    expires_at = StringField(
+        _l("Access ends on"), filters=[_stripped],
+        validators=[InputRequired(message=_l("Enter the date the access ends, as YYYY-MM-DD."))],
+        description=_l("A date after today, as YYYY-MM-DD. The access ends at the start of that day (UTC)."),
+        render_kw={"type": "date", "autocomplete": "off"},
+    )
+
+    def __init__(self, reviewers: Iterable[Any], *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.account.choices = _account_choices(reviewers)
+
+    def validate_account(self, field: Field) -> None:
+        _chosen_account(field)
+
+    def validate_expires_at(self, field: Field) -> None:
+        text = field.data or ""
+        try:
+            day = date.fromisoformat(text)
+        except ValueError:
+            day = None
+        if day is None or len(text) != len("YYYY-MM-DD"):
+            raise ValidationError(_l("Enter the date the access ends, as YYYY-MM-DD."))
+        if day <= datetime.now(UTC).date():
+            raise ValidationError(_l("The access must end in the future: choose a date after today."))
+
+    @property
+    def ends(self) -> datetime:
+        """When the access ends, once validated: the start of the chosen day, UTC."""
+        day = date.fromisoformat(self.expires_at.data or "")
+        return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+class RevokeAccessForm(FlaskForm):
+    """End a grant now, for a stated reason."""
+
+    reason = _reason_field(_l("Reason for ending the access"))

@@ -102,6 +102,12 @@ EXPECTED: dict[str, str | frozenset[Role]] = {
     "withdrawals.interview_erasure": frozenset({Role.INTERVIEWER}),
     "api_withdrawals.CoordinationRecord": frozenset({Role.COORDINATOR}),
     "api_withdrawals.CoordinationWithdrawals": frozenset({Role.COORDINATOR}),
+    "withdrawals.assign_reviewer": frozenset({Role.COORDINATOR}),
+    "withdrawals.unassign_reviewer": frozenset({Role.COORDINATOR}),
+    "withdrawals.grant_access": frozenset({Role.COORDINATOR}),
+    "withdrawals.revoke_access": frozenset({Role.COORDINATOR}),
+    "review.queue": frozenset({Role.REVIEWER}),
+    "review.record": frozenset({Role.REVIEWER}),
 }
 # The methods each route answers (besides HEAD and OPTIONS), also written out: a new method on a known route
 # fails here until it is added.
@@ -170,6 +176,12 @@ EXPECTED_METHODS: dict[str, set[str]] = {
     "withdrawals.interview_erasure": {"GET", "POST"},
     "api_withdrawals.CoordinationRecord": {"GET"},
     "api_withdrawals.CoordinationWithdrawals": {"POST"},
+    "withdrawals.assign_reviewer": {"POST"},
+    "withdrawals.unassign_reviewer": {"POST"},
+    "withdrawals.grant_access": {"POST"},
+    "withdrawals.revoke_access": {"POST"},
+    "review.queue": {"GET"},
+    "review.record": {"GET"},
 }
 
 
@@ -225,27 +237,41 @@ def people(app: Flask, create_user: Callable[..., TestUser]) -> dict[str, TestUs
     return {role.value: create_user(username=f"user-{role.value}", roles=[role.value]) for role in Role}
 
 
-def _interview_of(app: Flask, username: str) -> tuple[int, int]:
-    """A draft interview with one incident, recorded by the account `username` (made once)."""
+def _interview_of(app: Flask, username: str, reviewer_name: str) -> tuple[int, int, int, int]:
+    """An interview with one incident, recorded by the account `username` and submitted (still correctable), assigned
+    and granted to `reviewer_name` (made once): (testimony, incident, reviewer, grant) ids."""
+    from datetime import timedelta
+
+    from intake.core.access import assignments
+    from intake.core.access.models import AccessGrant
+    from intake.core.db import utcnow
     from intake.interviews import operations as interviews
     from intake.testimonies.models import Testimony as StoredTestimony
     from tests.interviews import factories
 
     with app.app_context():
         interviewer = db.session.query(Account).filter_by(username=username).one()
+        reviewer = db.session.query(Account).filter_by(username=reviewer_name).one()
         existing = db.session.scalar(sa.select(StoredTestimony).where(StoredTestimony.interviewer_id == interviewer.id))
         if existing is None:
             existing = interviews.start_interview(factories.readiness(), factories.consent(), actor=interviewer,
                                                   config=app.config)
             interviews.add_incident(existing, factories.incident(), actor=interviewer, config=app.config)
+            interviews.save_referral(existing, factories.referral(), actor=interviewer, config=app.config)
+            interviews.submit(existing, idempotency_key="matrix-submission-key", actor=interviewer, config=app.config)
+            assignments.assign(existing, reviewer, actor=None)
+            assignments.grant_access(existing, reviewer, reason="the route matrix", actor=None,
+                                     expires_at=utcnow() + timedelta(days=1))
             db.session.commit()
-        return existing.id, existing.incidents[0].id
+        grant = db.session.scalar(sa.select(AccessGrant.id).where(AccessGrant.testimony_id == existing.id))
+        return existing.id, existing.incidents[0].id, reviewer.id, int(grant or 0)
 
 
 def _example_values(app: Flask, owner: TestUser) -> dict[str, Any]:
     """URL arguments: a separate account to act upon, a token belonging to `owner`, and an interview recorded by
     the interviewer (so that the interviewer's routes find their own record)."""
-    testimony_id, incident_id = _interview_of(app, f"user-{Role.INTERVIEWER.value}")
+    testimony_id, incident_id, reviewer_id, grant_id = _interview_of(app, f"user-{Role.INTERVIEWER.value}",
+                                                                     f"user-{Role.REVIEWER.value}")
     with app.app_context():
         victim_name = f"target-of-{owner.username}"
         victim = db.session.query(Account).filter_by(username=victim_name).one_or_none()
@@ -256,7 +282,7 @@ def _example_values(app: Flask, owner: TestUser) -> dict[str, Any]:
         db.session.commit()
         return {"account_id": victim.id, "token_id": token.id, "token": "not-a-real-link-token",
                 "target_type": "testimony", "target_id": "1", "testimony_id": testimony_id,
-                "incident_id": incident_id}
+                "incident_id": incident_id, "reviewer_id": reviewer_id, "grant_id": grant_id}
 
 
 def _signed_in(app: Flask, auth_factory: Callable[[FlaskClient], Auth], user: TestUser) -> tuple[FlaskClient, str]:
@@ -305,7 +331,7 @@ def test_anonymous_callers(app: Flask) -> None:
     client = app.test_client()
     token = csrf_token(client)
     examples = {"account_id": 1, "token_id": 1, "token": "not-a-real-link-token", "target_type": "testimony",
-                "target_id": "1", "testimony_id": 1, "incident_id": 1}
+                "target_id": "1", "testimony_id": 1, "incident_id": 1, "reviewer_id": 1, "grant_id": 1}
     for rule in _rules(app):
         for method in _methods(rule):
             permission, _ = declared_access(app, rule.endpoint, method)
@@ -369,7 +395,7 @@ def test_each_role(app: Flask, people: dict[str, TestUser], totp_clock: TotpCloc
 def test_options_is_answered_for_anonymous_callers_and_writes_nothing(app: Flask) -> None:
     client = app.test_client()
     examples = {"account_id": 1, "token_id": 1, "token": "not-a-real-link-token", "target_type": "testimony",
-                "target_id": "1", "testimony_id": 1, "incident_id": 1}
+                "target_id": "1", "testimony_id": 1, "incident_id": 1, "reviewer_id": 1, "grant_id": 1}
     before = audit_count(app)
     for rule in _rules(app):
         url = _url(app, rule, examples)

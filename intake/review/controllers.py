@@ -1,0 +1,143 @@
+"""Handlers of the reviewer's pages. The queue shows only the clear classification of the records a reviewer may
+open; a record is read through `open_record`, which decides, decrypts content and attachments only, and audits."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from flask import abort, current_app, g, render_template, request, url_for
+
+from intake.accounts.models import Account
+from intake.consents.operations import documentation_allowed
+from intake.core.access import Part, open_record
+from intake.core.access.models import AccessGrant, Assignment
+from intake.core.crypto.models import DataKey
+from intake.core.db import db, utcnow, writes_on_get
+from intake.core.security import Permission, requires
+from intake.interviews import forms as interview_forms
+from intake.interviews.controllers import day, incident_type_name, place_name, when
+from intake.review.forms import REGION_LABELS, QueueForm
+from intake.testimonies.models import Attachment, Incident, Testimony, TestimonyStatus
+
+PAGE_SIZE = 50
+PURPOSE = "review"
+PARTS = frozenset({Part.CONTENT, Part.ATTACHMENTS})
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    id: int
+    pseudonym: str
+    submitted_at: datetime | None
+    language: str | None
+    status: str
+    incident_types: list[str]
+    attachments: int
+
+
+def page_helpers() -> dict[str, Any]:
+    return {"f": interview_forms, "label": interview_forms.label, "when": when, "day": day,
+            "place_name": place_name, "incident_type_name": incident_type_name, "region_labels": REGION_LABELS}
+
+
+def _reviewable(account: Account, policy: str) -> sa.ColumnElement[bool]:
+    """Submitted testimonies `account` may review: assigned, granted and not expired or revoked, or (policy `team`)
+    recorded by an interviewer of its team; never an erased one."""
+    assigned = sa.exists().where(Assignment.testimony_id == Testimony.id, Assignment.reviewer_id == account.id)
+    granted = sa.exists().where(AccessGrant.testimony_id == Testimony.id, AccessGrant.account_id == account.id,
+                                AccessGrant.revoked_at.is_(None), AccessGrant.expires_at > utcnow())
+    ways: list[sa.ColumnElement[bool]] = [assigned, granted]
+    if policy == "team" and account.team:
+        ways.append(sa.exists().where(Account.id == Testimony.interviewer_id, Account.team == account.team))
+    erased = sa.exists().where(DataKey.id == Testimony.data_key_id, DataKey.destroyed_at.is_not(None))
+    return sa.and_(Testimony.status != TestimonyStatus.DRAFT.value, ~erased, sa.or_(*ways))
+
+
+def _filtered(chosen: dict[str, str | None]) -> list[sa.ColumnElement[bool]]:
+    where: list[sa.ColumnElement[bool]] = []
+    if chosen["status"]:
+        where.append(Testimony.status == chosen["status"])
+    if chosen["language"]:
+        where.append(Testimony.language == chosen["language"])
+    incident: list[sa.ColumnElement[bool]] = []
+    if chosen["incident_type"]:
+        incident.append(Incident.type == chosen["incident_type"])
+    if chosen["month"]:
+        incident.append(Incident.month == chosen["month"])
+    if chosen["region"]:
+        incident.append(Incident.region == chosen["region"])
+    if incident:
+        where.append(sa.exists().where(Incident.testimony_id == Testimony.id, *incident))
+    return where
+
+
+def _candidates(where: list[sa.ColumnElement[bool]], before: int | None, limit: int) -> list[Testimony]:
+    query = sa.select(Testimony).where(*where).order_by(Testimony.id.desc()).limit(limit)
+    if before is not None:
+        query = query.where(Testimony.id < before)
+    return list(db.session.scalars(query))
+
+
+def _page(where: list[sa.ColumnElement[bool]], before: int | None) -> tuple[list[Testimony], bool]:
+    """Up to PAGE_SIZE records, newest first, whose consent to documentation stands; and whether older ones exist."""
+    kept: list[Testimony] = []
+    cursor = before
+    while len(kept) <= PAGE_SIZE:
+        batch = _candidates(where, cursor, PAGE_SIZE + 1)
+        kept.extend(t for t in batch if documentation_allowed(t.id).allowed)
+        if len(batch) <= PAGE_SIZE:
+            break
+        cursor = batch[-1].id
+    return kept[:PAGE_SIZE], len(kept) > PAGE_SIZE
+
+
+def _entries(testimonies: list[Testimony]) -> list[QueueEntry]:
+    ids = [t.id for t in testimonies]
+    types: dict[int, list[str]] = defaultdict(list)
+    counts: dict[int, int] = {}
+    if ids:
+        for testimony_id, kind in db.session.execute(
+                sa.select(Incident.testimony_id, Incident.type).where(Incident.testimony_id.in_(ids))
+                .order_by(Incident.id)):
+            if kind not in types[testimony_id]:
+                types[testimony_id].append(kind)
+        counts = dict(db.session.execute(
+            sa.select(Attachment.testimony_id, sa.func.count(Attachment.id)).where(Attachment.testimony_id.in_(ids))
+            .group_by(Attachment.testimony_id)).all())
+    return [QueueEntry(t.id, t.pseudonym, t.submitted_at, t.language, t.status,
+                       [incident_type_name(k) for k in types[t.id]], counts.get(t.id, 0)) for t in testimonies]
+
+
+def _queue_address(*, before: int | None = None) -> str:
+    """The current queue again: from its newest records, or continuing with those older than `before`."""
+    kept: dict[str, Any] = {k: v for k, v in request.args.items() if v and k != "before"}
+    if before is not None:
+        kept["before"] = before
+    return url_for("review.queue", **kept)
+
+
+@requires(Permission.REVIEW_RECORDS)
+def queue() -> Any:
+    form = QueueForm(formdata=request.args)
+    if not form.validate():
+        return render_template("review/queue.html", form=form, entries=None), 400
+    where = [_reviewable(g.account, current_app.config["REVIEW_ASSIGNMENT_POLICY"]), *_filtered(form.chosen())]
+    shown, more = _page(where, form.continue_from)
+    return render_template(
+        "review/queue.html", form=form, entries=_entries(shown),
+        older_url=_queue_address(before=shown[-1].id) if more else None,
+        newest_url=_queue_address() if form.continue_from is not None else None)
+
+
+@requires(Permission.REVIEW_RECORDS)
+@writes_on_get
+def record(testimony_id: int) -> Any:
+    testimony = db.session.get(Testimony, testimony_id)
+    if testimony is None:
+        abort(404)
+    view = open_record(g.account, testimony, PARTS, config=current_app.config, purpose=PURPOSE)
+    return render_template("review/record.html", view=view)
