@@ -340,7 +340,7 @@ def revoke_access(testimony_id: int, grant_id: int) -> Any:
         except InputRefused as refused:
             _refused_into(form, refused, {})
         else:
-            flash(str(_l("The access to record %(pseudonym)s is ended.", pseudonym=testimony.pseudonym)),
+            flash(str(_l("Access to record %(pseudonym)s has ended.", pseudonym=testimony.pseudonym)),
                   "success")
             return _back_to_record(testimony)
     return _record_again(testimony, revoke_form=(grant.id, form))
