@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from webargs.flaskparser import FlaskParser, abort  # flask-smorest's abort, typed
 
 from intake.api.body import require_json_body, takes_raw_body
-from intake.core.access import ALL_PARTS, Part, Reason, RecordView, decide, open_record, refuse
+from intake.core.access import ALL_PARTS, Part, Reason, RecordView, open_record, refuse, require
 from intake.core.db import db, utcnow, writes_on_get
 from intake.core.errors import problem
 from intake.core.limits import api_limit, limiter
@@ -182,9 +182,7 @@ def _testimony(testimony_id: int) -> Testimony:
 
 def _changeable(testimony: Testimony) -> Testimony:
     """Refuse (403, audited) a change to a record this caller may not open, before anything runs, as the pages do."""
-    decision = decide(g.account, testimony, {Part.CONTENT}, config=current_app.config)
-    if not decision.allowed:
-        refuse(g.account, testimony, decision.reason, asked={Part.CONTENT}, purpose="change")
+    require(g.account, testimony, {Part.CONTENT}, config=current_app.config, purpose="change")
     return testimony
 
 

@@ -39,7 +39,7 @@ from consent import scripts
 from consent.records import Disclosure, Medium, Purpose
 from intake.accounts.forms import ButtonForm
 from intake.core import gazetteer, vocabulary
-from intake.core.access import ALL_PARTS, AccessRefused, Part, RecordView, decide, open_record
+from intake.core.access import ALL_PARTS, Part, RecordView, open_record, require
 from intake.core.db import db, utcnow, writes_on_get
 from intake.core.pages import attach_error, render_form
 from intake.core.security import Permission, requires
@@ -133,10 +133,7 @@ def _opened(testimony: Testimony, parts: Iterable[Part]) -> RecordView:
 
 def _may_change(testimony: Testimony, parts: Iterable[Part]) -> None:
     """Refuse (403, audited) a change to a record this account may not open, before anything runs."""
-    asked = frozenset(parts)
-    decision = decide(g.account, testimony, asked, config=_config())
-    if not decision.allowed:
-        raise AccessRefused(decision, actor=g.account, testimony_id=testimony.id, asked=asked, purpose=PURPOSE)
+    require(g.account, testimony, parts, config=_config(), purpose=PURPOSE)
 
 
 def _attempt(testimony: Testimony, change: Callable[[], T]) -> T:

@@ -209,6 +209,16 @@ def refuse(account: Any, testimony: Any, reason: Reason, *, asked: Iterable[Part
                         asked=wanted, purpose=purpose)
 
 
+def require(account: Any, testimony: Any, wanted: Iterable[Part], *, config: Any, purpose: str) -> AccessDecision:
+    """`decide`, refusing (`AccessRefused`, audited) when nothing may be opened: what a change to a record checks
+    before anything runs, and what `open_record` checks before it decrypts."""
+    asked = frozenset(wanted)
+    decision = decide(account, testimony, asked, config=config)
+    if not decision.allowed:
+        refuse(account, testimony, decision.reason, asked=asked, purpose=purpose)
+    return decision
+
+
 def _opened(value: Any) -> Any:
     return None if isinstance(value, Tombstone) else value
 
@@ -219,12 +229,7 @@ def open_record(account: Any, testimony: Any, wanted: Iterable[Part], *, config:
     from intake.consents.models import ConsentRecord
     from intake.identities.models import Person
 
-    asked = frozenset(wanted)
-    decision = decide(account, testimony, asked, config=config)
-    if not decision.allowed:
-        _record_refusal(account, testimony.id, asked, decision.reason, purpose)
-        raise AccessRefused(decision, actor=account, testimony_id=testimony.id, asked=asked, purpose=purpose)
-    parts = decision.parts
+    parts = require(account, testimony, wanted, config=config, purpose=purpose).parts
     view = RecordView(id=testimony.id, pseudonym=testimony.pseudonym, status=testimony.status,
                       language=testimony.language, interviewed_on=testimony.interviewed_on,
                       submitted_at=testimony.submitted_at, revision=testimony.revision, parts=parts)
