@@ -31,14 +31,13 @@ from intake.core.audit import AuditAction, record_event
 from intake.core.db import db, utcnow, writes_on_get
 from intake.core.pages import attach_error, render_form
 from intake.core.security import Permission, Role, requires, requires_step_up
+
+# The codes are called what the interview's pages call them: the coordinator reads the interviewer's words.
+from intake.interviews.forms import DISCLOSURE_LABELS, MEDIUM_LABELS, PURPOSE_LABELS, STATUS_LABELS
 from intake.testimonies.models import Testimony
 from intake.withdrawals import RecordSummary, find_by_pseudonym, summarise, withdraw
 from intake.withdrawals.forms import (
-    DISCLOSURE_LABELS,
-    MEDIUM_LABELS,
-    PURPOSE_LABELS,
     RECEIVED_HOW_LABELS,
-    STATUS_LABELS,
     AssignReviewerForm,
     ErasureForm,
     FindRecordForm,

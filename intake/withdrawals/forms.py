@@ -22,43 +22,10 @@ from wtforms import (
 from wtforms.validators import DataRequired, InputRequired, Length, Regexp, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from consent.records import Disclosure, Medium, Purpose
 from intake.consents.operations import RECEIVED_HOW
 from intake.core.access.assignments import MAX_REASON
-from intake.testimonies.models import TestimonyStatus
+from intake.interviews.forms import PURPOSE_LABELS
 from intake.withdrawals import MAX_PSEUDONYM, PSEUDONYM
-
-PURPOSE_LABELS: dict[str, Any] = {
-    Purpose.DOCUMENTATION: _l("Documentation: keep and analyse the testimony"),
-    Purpose.REFERRAL: _l("Referral: tell a service provider what the person needs"),
-    Purpose.UN_MECHANISMS: _l("United Nations mechanisms"),
-    Purpose.INTERNATIONAL_JUSTICE: _l("International justice: courts and investigators"),
-    Purpose.DOMESTIC_PROSECUTION: _l("Domestic prosecution"),
-    Purpose.ADVOCACY: _l("Advocacy: public reports"),
-    Purpose.MEDIA: _l("Media: journalists"),
-}
-
-DISCLOSURE_LABELS: dict[str, Any] = {
-    Disclosure.ANONYMOUS: _l("anonymous"),
-    Disclosure.PSEUDONYMOUS: _l("pseudonymous (code only)"),
-    Disclosure.CONFIDENTIAL: _l("confidential (identity under confidentiality)"),
-    Disclosure.PUBLIC: _l("public"),
-}
-
-MEDIUM_LABELS: dict[str, Any] = {
-    Medium.AUDIO: _l("audio"),
-    Medium.PHOTO: _l("photo"),
-    Medium.VIDEO: _l("video"),
-    Medium.DOCUMENT: _l("document"),
-}
-
-STATUS_LABELS: dict[str, Any] = {
-    TestimonyStatus.DRAFT: _l("draft"),
-    TestimonyStatus.SUBMITTED: _l("submitted"),
-    TestimonyStatus.IN_REVIEW: _l("in review"),
-    TestimonyStatus.REVIEWED: _l("reviewed"),
-    TestimonyStatus.ARCHIVED: _l("archived"),
-}
 
 RECEIVED_HOW_LABELS: dict[str, Any] = {
     "in_person": _l("In person"),

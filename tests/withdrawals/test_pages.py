@@ -90,8 +90,8 @@ def test_a_coordinator_finds_a_record_by_its_pseudonym_and_sees_only_its_clear_m
     page = client.get(_record(testimony_id))
     assert page.status_code == 200
     text = _text(page)
-    for expected in (pseudonym, "submitted", "Հայերեն", "amira", "Version 1", "Documentation: keep and analyse",
-                     "pseudonymous (code only)", "United Nations mechanisms", "anonymous", "photo", "document",
+    for expected in (pseudonym, "Submitted", "Հայերեն", "amira", "Version 1", "Keep and study the testimony",
+                     "Code instead of the name", "United Nations bodies", "Anonymous", "Photo", "Document",
                      "No withdrawal has been recorded.", "Exports that included this record",
                      "No export has included this record.", "Erasure cannot be undone."):
         assert expected in text, expected
@@ -148,7 +148,7 @@ def test_a_withdrawal_for_one_purpose_denies_that_purpose_and_keeps_the_others(
     response = post_form(client, _record(testimony_id),
                          {"scope": "some", "purposes": ["un_mechanisms"], "received_how": "letter"})
     assert response.status_code == 303
-    assert "withdrawn for: United Nations mechanisms" in _text(client.get(_record(testimony_id)))
+    assert "withdrawn for: United Nations bodies" in _text(client.get(_record(testimony_id)))
     with app.app_context():
         denied = consents.decide_use(testimony_id, Purpose.UN_MECHANISMS, Recipient("ohchr"))
         assert not denied.allowed and denied.reason == PolicyReason.WITHDRAWN_FOR_PURPOSE
