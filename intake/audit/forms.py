@@ -7,16 +7,16 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import Field, SelectChoice, SelectField, StringField
 from wtforms.validators import AnyOf, Optional, Regexp, ValidationError
-from wtforms.widgets import DateInput, HiddenInput
+from wtforms.widgets import DateInput
 
 from intake.accounts.forms import at_most
 from intake.audit import RECORD_ID
 from intake.core.audit import AuditAction
 from intake.core.audit.service import EventFilter, whole_days
 from intake.core.dates import parse_day
+from intake.core.pages import PagedSearchForm
 
 ACTION_LABELS: dict[str, Any] = {
     AuditAction.LOGIN: _l("Signed in"),
@@ -121,13 +121,9 @@ ACTIONS = [str(a) for a in AuditAction]
 TARGET_TYPES = list(TARGET_TYPE_LABELS)
 
 
-class SearchForm(FlaskForm):
-    """Which events to show. Every field is optional; the days are whole UTC days, both included."""
-
-    class Meta:
-        # A search changes nothing its caller chose (the event it appends is the log's own record of it), and a
-        # GET address must be one an auditor can bookmark and share.
-        csrf = False
+class SearchForm(PagedSearchForm):
+    """Which events to show, older than `before` (a sequence number). Every field is optional; the days are whole
+    UTC days, both included."""
 
     actor = StringField(
         _l("Done by (username)"), validators=[Optional(), at_most(64)], filters=[_stripped],
@@ -144,25 +140,11 @@ class SearchForm(FlaskForm):
                          validators=[Optional(), _one_of(ACTIONS)])
     since = StringField(_l("From (UTC)"), widget=DateInput(), validators=[Optional(), calendar_day])
     until = StringField(_l("To (UTC), this day included"), widget=DateInput(), validators=[Optional(), calendar_day])
-    # Set by the "Older events" link, never typed: the sequence number the previous page ended at.
-    before = StringField(widget=HiddenInput(), validators=[
-        Optional(), Regexp(r"[1-9][0-9]{0,17}\Z", message=_l("This page of results does not exist."))])
 
     def validate_until(self, field: Field) -> None:
         first, last = parse_day(self.since.data or ""), parse_day(field.data or "")
         if first is not None and last is not None and last < first:
             raise ValidationError(_l("The end date is before the start date."))
-
-    def validate(self, extra_validators: Any = None) -> bool:
-        valid: bool = super().validate(extra_validators)
-        if self.before.errors:  # nobody fills this field in: say so above the form instead of next to it
-            self.form_errors.extend(self.before.errors)
-            self.before.errors = []
-        return valid
-
-    @property
-    def continue_from(self) -> int | None:
-        return int(self.before.data) if self.before.data else None
 
     def event_filter(self, actor_id: int | None) -> EventFilter:
         """The filter of a validated form; `actor_id` is the account the username names."""

@@ -7,14 +7,13 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import Field, SelectChoice, SelectField, StringField
-from wtforms.validators import Optional, Regexp, ValidationError
-from wtforms.widgets import HiddenInput
+from wtforms.validators import Optional, ValidationError
 
 from consent import scripts
 from intake.core import gazetteer, vocabulary
 from intake.core.i18n import LANGUAGE_NAMES
+from intake.core.pages import PagedSearchForm
 from intake.interviews.forms import STATUS_LABELS, locale
 from intake.testimonies.models import TestimonyStatus
 
@@ -52,11 +51,9 @@ def _stripped(text: str | None) -> str | None:
     return text.strip() if text else text
 
 
-class QueueForm(FlaskForm):
-    """Which records to list. Every field is optional; the incident fields must all match one incident."""
-
-    class Meta:
-        csrf = False
+class QueueForm(PagedSearchForm):
+    """Which records to list, older than `before` (a testimony id). Every field is optional; the incident fields
+    must all match one incident."""
 
     incident_type = SelectField(_l("Incident type"), validate_choice=False, choices=[],
                                 validators=[Optional(), _listed(t.id for t in vocabulary.incident_types())])
@@ -69,26 +66,12 @@ class QueueForm(FlaskForm):
     language = SelectField(_l("Language of the interview"), validate_choice=False,
                            choices=_choices(LANGUAGE_NAMES, scripts.LANGUAGES),
                            validators=[Optional(), _listed(scripts.LANGUAGES)])
-    # Set by the "Older records" link, never typed: the testimony id the previous page ended at.
-    before = StringField(widget=HiddenInput(), validators=[
-        Optional(), Regexp(r"[1-9][0-9]{0,17}\Z", message=_l("This page of results does not exist."))])
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         here = locale()
         self.incident_type.choices = [SelectChoice("", _l("Any"))] + [
             SelectChoice(t.id, t.label(here)) for t in vocabulary.incident_types()]
-
-    def validate(self, extra_validators: Any = None) -> bool:
-        valid: bool = super().validate(extra_validators)
-        if self.before.errors:  # nobody fills this field in: say so above the form instead of next to it
-            self.form_errors.extend(self.before.errors)
-            self.before.errors = []
-        return valid
-
-    @property
-    def continue_from(self) -> int | None:
-        return int(self.before.data) if self.before.data else None
 
     def chosen(self) -> dict[str, str | None]:
         """The filters of a validated form (None: any)."""
