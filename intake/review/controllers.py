@@ -11,17 +11,15 @@ from typing import Any
 import sqlalchemy as sa
 from flask import abort, current_app, g, render_template, request, url_for
 
-from intake.accounts.models import Account
 from intake.consents.operations import documentation_allowed
 from intake.core.access import Part, open_record
-from intake.core.access.models import AccessGrant, Assignment
-from intake.core.crypto.models import DataKey
-from intake.core.db import db, utcnow, writes_on_get
+from intake.core.db import db, writes_on_get
 from intake.core.security import Permission, requires
 from intake.interviews import forms as interview_forms
 from intake.interviews.controllers import day, incident_type_name, place_name, when
 from intake.review.forms import REGION_LABELS, QueueForm
-from intake.testimonies.models import Attachment, Incident, Testimony, TestimonyStatus
+from intake.review.queries import filtered, reviewable
+from intake.testimonies.models import Attachment, Incident, Testimony
 
 PAGE_SIZE = 50
 PURPOSE = "review"
@@ -42,37 +40,6 @@ class QueueEntry:
 def page_helpers() -> dict[str, Any]:
     return {"f": interview_forms, "label": interview_forms.label, "when": when, "day": day,
             "place_name": place_name, "incident_type_name": incident_type_name, "region_labels": REGION_LABELS}
-
-
-def _reviewable(account: Account, policy: str) -> sa.ColumnElement[bool]:
-    """Submitted testimonies `account` may review: assigned, granted and not expired or revoked, or (policy `team`)
-    recorded by an interviewer of its team; never an erased one."""
-    assigned = sa.exists().where(Assignment.testimony_id == Testimony.id, Assignment.reviewer_id == account.id)
-    granted = sa.exists().where(AccessGrant.testimony_id == Testimony.id, AccessGrant.account_id == account.id,
-                                AccessGrant.revoked_at.is_(None), AccessGrant.expires_at > utcnow())
-    ways: list[sa.ColumnElement[bool]] = [assigned, granted]
-    if policy == "team" and account.team:
-        ways.append(sa.exists().where(Account.id == Testimony.interviewer_id, Account.team == account.team))
-    erased = sa.exists().where(DataKey.id == Testimony.data_key_id, DataKey.destroyed_at.is_not(None))
-    return sa.and_(Testimony.status != TestimonyStatus.DRAFT.value, ~erased, sa.or_(*ways))
-
-
-def _filtered(chosen: dict[str, str | None]) -> list[sa.ColumnElement[bool]]:
-    where: list[sa.ColumnElement[bool]] = []
-    if chosen["status"]:
-        where.append(Testimony.status == chosen["status"])
-    if chosen["language"]:
-        where.append(Testimony.language == chosen["language"])
-    incident: list[sa.ColumnElement[bool]] = []
-    if chosen["incident_type"]:
-        incident.append(Incident.type == chosen["incident_type"])
-    if chosen["month"]:
-        incident.append(Incident.month == chosen["month"])
-    if chosen["region"]:
-        incident.append(Incident.region == chosen["region"])
-    if incident:
-        where.append(sa.exists().where(Incident.testimony_id == Testimony.id, *incident))
-    return where
 
 
 def _candidates(where: list[sa.ColumnElement[bool]], before: int | None, limit: int) -> list[Testimony]:
@@ -125,7 +92,7 @@ def queue() -> Any:
     form = QueueForm(formdata=request.args)
     if not form.validate():
         return render_template("review/queue.html", form=form, entries=None), 400
-    where = [_reviewable(g.account, current_app.config["REVIEW_ASSIGNMENT_POLICY"]), *_filtered(form.chosen())]
+    where = [reviewable(g.account, current_app.config["REVIEW_ASSIGNMENT_POLICY"]), *filtered(form.chosen())]
     shown, more = _page(where, form.continue_from)
     return render_template(
         "review/queue.html", form=form, entries=_entries(shown),
