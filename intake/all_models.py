@@ -9,6 +9,7 @@ from intake.core.db import Base
 from intake.core.sessions import WebSession  # noqa: F401
 from intake.identities import models as identities_models  # noqa: F401
 from intake.interviews import models as interviews_models  # noqa: F401
+from intake.review import models as review_models  # noqa: F401
 from intake.testimonies import models as testimonies_models  # noqa: F401
 
 metadata = Base.metadata

@@ -42,7 +42,7 @@ def test_a_reviewer_sees_only_what_is_assigned_and_never_an_identity(app: Flask,
         access.assign(testimony, f.account(people["rafael"]), actor=f.account(people["sona"]))
         db.session.commit()
     decision = _decision(app, people["rafael"], testimony_id)
-    assert decision.allowed and decision.parts == {Part.CONTENT, Part.ATTACHMENTS}
+    assert decision.allowed and decision.parts == {Part.CONTENT, Part.ATTACHMENTS, Part.NOTES}
     with app.app_context():
         testimony = db.session.get(StoredTestimony, testimony_id)
         view = open_record(f.account(people["rafael"]), testimony, ALL_PARTS, config=app.config, purpose="review")
@@ -50,7 +50,7 @@ def test_a_reviewer_sees_only_what_is_assigned_and_never_an_identity(app: Flask,
         assert view.narrative == f.SENTINEL_NARRATIVE and view.identity is None
         assert view.consent is not None and view.consent.particulars is None
         last = db.session.scalars(sa.select(AuditEvent).order_by(AuditEvent.seq.desc())).first()
-        assert (last.action, last.details["parts"]) == ("record_viewed", ["attachments", "content"])
+        assert (last.action, last.details["parts"]) == ("record_viewed", ["attachments", "content", "notes"])
         assert f.SENTINEL_NAME not in repr(view)
 
 

@@ -5,10 +5,15 @@ audit event in the same transaction (DESIGN invariant 4).
 its consent particulars or its attachments' details. It applies `decide`, raises `AccessRefused` (after recording
 the refusal) when nothing may be opened, and returns a `RecordView` holding only the parts allowed.
 
-Who may open what: the interviewer who recorded a testimony, while it is a draft and during its correction window
-afterwards; a reviewer, the content and attachments (never the identity) of a submitted testimony assigned or
-granted to them, or recorded by their team when `REVIEW_ASSIGNMENT_POLICY` is `team`. Either only as long as its
-consent to documentation stands.
+Who may open what:
+- the interviewer who recorded a testimony, everything but the reviewers' analysis, while it is a draft and during
+  its correction window afterwards;
+- a reviewer, the content, attachments and analysis (never the identity nor the consent's particulars) of a
+  submitted testimony assigned or granted to them, or recorded by their team when `REVIEW_ASSIGNMENT_POLICY` is
+  `team`;
+- a coordinator, with a written reason, the identity alone to re-identify the person, or everything the person
+  gave (not the analysis) to answer their request for a copy of their own data.
+Each only as long as the consent to documentation stands, except the survivor's copy; never after erasure.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 from werkzeug.exceptions import Forbidden
 
+from intake.core.access.analysis import AnalysisView, read_analysis
 from intake.core.audit import AuditAction, record_event
 from intake.core.crypto.datakeys import open_data_key
 from intake.core.crypto.fields import Tombstone, open_value
@@ -35,9 +41,12 @@ class Part(enum.StrEnum):
     IDENTITY = "identity"  # the person's identity document
     CONSENT = "consent"  # the sealed particulars of the consent (witness, interpreter, follow-up, note)
     ATTACHMENTS = "attachments"  # attachments' details (file name, type, size, SHA-256)
+    NOTES = "notes"  # the reviewers' analysis: coding, grades, verification, links, spans and analyst notes
 
 
 ALL_PARTS = frozenset(Part)
+# What the interviewer who recorded a testimony may open: everything they were told, never the analysis of it.
+INTERVIEWER_PARTS = ALL_PARTS - {Part.NOTES}
 
 
 class Reason(enum.StrEnum):
@@ -49,6 +58,7 @@ class Reason(enum.StrEnum):
     WINDOW_CLOSED = "correction_window_closed"
     NOT_SUBMITTED = "not_submitted"
     NOT_ASSIGNED = "not_assigned"
+    NO_REASON = "no_reason"
 
 
 @dataclass(frozen=True)
@@ -67,9 +77,23 @@ REFUSALS: dict[Reason, Any] = {
                              "if something must be corrected."),
     Reason.NOT_SUBMITTED: _l("This interview has not been submitted yet."),
     Reason.NOT_ASSIGNED: _l("This record is not assigned to you. Ask a coordinator if you need it for your work."),
+    Reason.NO_REASON: _l("Write down why you need to open this record."),
 }
 # What a reviewer may ever open: never who the person is, nor the consent's particulars.
-REVIEWER_PARTS = frozenset({Part.CONTENT, Part.ATTACHMENTS})
+REVIEWER_PARTS = frozenset({Part.CONTENT, Part.ATTACHMENTS, Part.NOTES})
+
+
+class CoordinatorPurpose(enum.StrEnum):
+    """Why a coordinator opens a record; each needs a written reason and a fresh two-factor code."""
+
+    REIDENTIFICATION = "reidentification"  # who the person is, when there is a written reason to contact them
+    SURVIVOR_COPY = "survivor_copy"  # the person's own data, for their request to see it
+
+
+COORDINATOR_PARTS: dict[str, frozenset[Part]] = {
+    CoordinatorPurpose.REIDENTIFICATION: frozenset({Part.IDENTITY}),
+    CoordinatorPurpose.SURVIVOR_COPY: frozenset({Part.CONTENT, Part.IDENTITY, Part.CONSENT, Part.ATTACHMENTS}),
+}
 
 
 class AccessRefused(Forbidden):
@@ -149,6 +173,7 @@ class RecordView:
     identity: dict[str, Any] | None = None
     consent: ConsentView | None = None
     attachments: list[AttachmentView] = field(default_factory=list)
+    analysis: AnalysisView | None = None
 
 
 def _deadline(testimony: Any, config: Any) -> datetime | None:
@@ -157,12 +182,15 @@ def _deadline(testimony: Any, config: Any) -> datetime | None:
     return correction_deadline(testimony, config)
 
 
-def decide(account: Any, testimony: Any, wanted: Iterable[Part], *, config: Any) -> AccessDecision:
-    """Which of `wanted` `account` may open in `testimony`, and why (nothing is read or recorded)."""
+def decide(account: Any, testimony: Any, wanted: Iterable[Part], *, config: Any,
+           purpose: str = "interview") -> AccessDecision:
+    """Which of `wanted` `account` may open in `testimony` for `purpose`, and why (nothing is read or recorded)."""
     from intake.consents.operations import documentation_allowed
     from intake.testimonies.models import TestimonyStatus
 
     asked = frozenset(wanted)
+    if purpose in COORDINATOR_PARTS:
+        return _decide_for_coordinator(account, testimony, asked, purpose)
     if account is not None and account.has_permission(Permission.REVIEW_RECORDS):
         return _decide_for_reviewer(account, testimony, asked, config=config)
     if account is None or not account.has_permission(Permission.RECORD_INTERVIEWS):
@@ -177,7 +205,28 @@ def decide(account: Any, testimony: Any, wanted: Iterable[Part], *, config: Any)
         deadline = _deadline(testimony, config)
         if testimony.status != TestimonyStatus.SUBMITTED or deadline is None or utcnow() >= deadline:
             return AccessDecision(False, frozenset(), Reason.WINDOW_CLOSED)
-    return AccessDecision(True, asked, Reason.ALLOWED)
+    parts = asked & INTERVIEWER_PARTS
+    if not parts:
+        return AccessDecision(False, frozenset(), Reason.NO_PERMISSION)
+    return AccessDecision(True, parts, Reason.ALLOWED)
+
+
+def _decide_for_coordinator(account: Any, testimony: Any, asked: frozenset[Part], purpose: str) -> AccessDecision:
+    """A coordinator re-identifies a person, or gathers a survivor's own data for them: only for those purposes
+    (with a written reason, which `open_record` requires) and while the record is not erased. Re-identification also
+    needs the consent to documentation to stand; a survivor may ask for their copy after withdrawing it."""
+    from intake.consents.operations import documentation_allowed
+
+    if account is None or not account.has_permission(Permission.COORDINATE):
+        return AccessDecision(False, frozenset(), Reason.NO_PERMISSION)
+    if testimony.data_key.destroyed_at is not None:
+        return AccessDecision(False, frozenset(), Reason.ERASED)
+    if purpose == CoordinatorPurpose.REIDENTIFICATION and not documentation_allowed(testimony.id).allowed:
+        return AccessDecision(False, frozenset(), Reason.CONSENT_WITHDRAWN)
+    parts = asked & COORDINATOR_PARTS[purpose]
+    if not parts:
+        return AccessDecision(False, frozenset(), Reason.NO_PERMISSION)
+    return AccessDecision(True, parts, Reason.ALLOWED)
 
 
 def _decide_for_reviewer(account: Any, testimony: Any, asked: frozenset[Part], *, config: Any) -> AccessDecision:
@@ -213,7 +262,7 @@ def require(account: Any, testimony: Any, wanted: Iterable[Part], *, config: Any
     """`decide`, refusing (`AccessRefused`, audited) when nothing may be opened: what a change to a record checks
     before anything runs, and what `open_record` checks before it decrypts."""
     asked = frozenset(wanted)
-    decision = decide(account, testimony, asked, config=config)
+    decision = decide(account, testimony, asked, config=config, purpose=purpose)
     if not decision.allowed:
         refuse(account, testimony, decision.reason, asked=asked, purpose=purpose)
     return decision
@@ -224,11 +273,17 @@ def _opened(value: Any) -> Any:
 
 
 def open_record(account: Any, testimony: Any, wanted: Iterable[Part], *, config: Any,
-                purpose: str = "interview") -> RecordView:
-    """Decide, decrypt the allowed parts, and record which parts were opened (or the refusal)."""
+                purpose: str = "interview", reason: str | None = None) -> RecordView:
+    """Decide, decrypt the allowed parts, and record which parts were opened (or the refusal) in one event.
+
+    A coordinator's purposes need the written `reason`, which the event keeps; re-identification is recorded as
+    such.
+    """
     from intake.consents.models import ConsentRecord
     from intake.identities.models import Person
 
+    if purpose in COORDINATOR_PARTS and not (reason or "").strip():
+        refuse(account, testimony, Reason.NO_REASON, asked=wanted, purpose=purpose)
     parts = require(account, testimony, wanted, config=config, purpose=purpose).parts
     view = RecordView(id=testimony.id, pseudonym=testimony.pseudonym, status=testimony.status,
                       language=testimony.language, interviewed_on=testimony.interviewed_on,
@@ -252,9 +307,12 @@ def open_record(account: Any, testimony: Any, wanted: Iterable[Part], *, config:
         view.attachments = [AttachmentView(a.id, a.medium, a.graphic, a.created_at,
                                            _opened(open_value(a, "details", key=key)) or {})
                             for a in testimony.attachments]
+    if Part.NOTES in parts:
+        view.analysis = read_analysis(testimony, key)
     if Part.IDENTITY in parts:
         person = db.session.scalar(sa.select(Person).where(Person.pseudonym == testimony.pseudonym))
         view.identity = _opened(open_value(person, "identity")) if person is not None else None
-    record_event(AuditAction.RECORD_VIEWED, actor=account, target_type="testimony", target_ids=[testimony.id],
-                 details={"parts": sorted(parts), "purpose": purpose})
+    action = AuditAction.REIDENTIFIED if purpose == CoordinatorPurpose.REIDENTIFICATION else AuditAction.RECORD_VIEWED
+    record_event(action, actor=account, target_type="testimony", target_ids=[testimony.id],
+                 reason=reason.strip() if reason else None, details={"parts": sorted(parts), "purpose": purpose})
     return view

@@ -61,6 +61,7 @@ class AuditAction(enum.StrEnum):
     KEYRING_BACKED_UP = "keyring_backed_up"
     RECORD_VIEWED = "record_viewed"  # details name the parts opened: content, identity, attachment, notes
     RECORDS_SEARCHED = "records_searched"
+    RECORD_ANALYSED = "record_analysed"  # a reviewer's grade, status, coding, link, span or note (details: which)
     CONSENT_RECORDED = "consent_recorded"
     CONSENT_WITHDRAWN = "consent_withdrawn"
     RECORD_ASSIGNED = "record_assigned"

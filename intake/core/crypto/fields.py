@@ -79,13 +79,18 @@ SEALED_FIELDS: tuple[SealedField, ...] = (
                 "original file name, media type, size, SHA-256 of the original, capture metadata", pad_to=256),
     SealedField("attachment_chunks", "data", "content", "stream", "the attachment itself, in chunks",
                 binding_table="attachments", binding_field="content"),
+    SealedField("assessments", "reason", "content", "text", "why a reviewer gave this grade or status"),
+    SealedField("incident_codings", "reason", "content", "text", "why a reviewer coded the incident so"),
+    SealedField("record_links", "reason", "content", "text", "why a reviewer linked the two records"),
+    SealedField("analyst_notes", "text", "content", "text", "a reviewer's note on the testimony"),
     SealedField("accounts", "totp_secret", "account-secret", "bytes", "the two-factor seed"),
 )
 _BY_PLACE = {(f.table, f.column): f for f in SEALED_FIELDS}
 
 # Tables that hold content or identity: each of their columns is sealed or listed here with why it may be clear.
 CONTENT_TABLES = ("persons", "testimonies", "attachments", "attachment_chunks", "incidents", "consent_versions",
-                  "consent_withdrawals", "interviews_not_held")
+                  "consent_withdrawals", "interviews_not_held", "assessments", "incident_codings", "record_links",
+                  "identifying_spans", "analyst_notes")
 CLEAR_COLUMNS: dict[tuple[str, str], str] = {
     ("persons", "id"): "row id",
     ("persons", "pseudonym"): "the random code that stands for the person everywhere else",
@@ -161,6 +166,42 @@ CLEAR_COLUMNS: dict[tuple[str, str], str] = {
     ("attachments", "created_by_id"): "the account that stored it",
     ("attachment_chunks", "attachment_id"): "the attachment the chunk belongs to",
     ("attachment_chunks", "idx"): "the chunk's position (also bound into its ciphertext)",
+    ("assessments", "id"): "row id",
+    ("assessments", "testimony_id"): "the testimony assessed",
+    ("assessments", "kind"): "source reliability, information credibility or verification status",
+    ("assessments", "value"): "the grade (A-F, 1-6) or status, for filtering and statistics; the reason is sealed",
+    ("assessments", "reviewer_id"): "the reviewer who gave it",
+    ("assessments", "created_at"): "when",
+    ("incident_codings", "id"): "row id",
+    ("incident_codings", "incident_id"): "the incident coded",
+    ("incident_codings", "testimony_id"): "its testimony",
+    ("incident_codings", "type"): "coarse classification as the reviewer coded it, like incidents.type",
+    ("incident_codings", "month"): "coarse classification as the reviewer coded it, like incidents.month",
+    ("incident_codings", "region"): "coarse classification as the reviewer coded it, like incidents.region",
+    ("incident_codings", "reviewer_id"): "the reviewer who coded it",
+    ("incident_codings", "created_at"): "when",
+    ("record_links", "id"): "row id",
+    ("record_links", "testimony_id"): "the record linked from",
+    ("record_links", "other_id"): "the record linked to",
+    ("record_links", "kind"): "corroborates or duplicate",
+    ("record_links", "created_by_id"): "the reviewer who linked them",
+    ("record_links", "created_at"): "when",
+    ("record_links", "removed_at"): "when the link was removed",
+    ("record_links", "removed_by_id"): "who removed it",
+    ("identifying_spans", "id"): "row id",
+    ("identifying_spans", "testimony_id"): "the testimony whose narrative it marks",
+    ("identifying_spans", "start"): "character offset where it starts (no text)",
+    ("identifying_spans", "stop"): "character offset where it ends (no text)",
+    ("identifying_spans", "kind"): "name, address, unit or other",
+    ("identifying_spans", "revision"): "the testimony's revision it was marked on",
+    ("identifying_spans", "created_by_id"): "the reviewer who marked it",
+    ("identifying_spans", "created_at"): "when",
+    ("identifying_spans", "removed_at"): "when the mark was removed",
+    ("identifying_spans", "removed_by_id"): "who removed it",
+    ("analyst_notes", "id"): "row id",
+    ("analyst_notes", "testimony_id"): "the testimony it is about",
+    ("analyst_notes", "author_id"): "the reviewer who wrote it",
+    ("analyst_notes", "created_at"): "when",
 }
 
 
