@@ -11,6 +11,10 @@ bp.context_processor(c.page_helpers)
 bp.add_url_rule("/coordination/records", "find_record", c.find_record)
 bp.add_url_rule("/coordination/records/<int:testimony_id>", "record", c.record, methods=["GET", "POST"])
 bp.add_url_rule("/coordination/records/<int:testimony_id>/erasure", "erase", c.erase, methods=["GET", "POST"])
+bp.add_url_rule("/coordination/records/<int:testimony_id>/reidentification", "reidentify", c.reidentify,
+                methods=["GET", "POST"])
+bp.add_url_rule("/coordination/records/<int:testimony_id>/survivor-copy", "survivor_copy", c.survivor_copy,
+                methods=["GET", "POST"])
 bp.add_url_rule("/coordination/records/<int:testimony_id>/reviewers", "assign_reviewer", c.assign_reviewer,
                 methods=["POST"])
 bp.add_url_rule("/coordination/records/<int:testimony_id>/reviewers/<int:reviewer_id>/unassign",

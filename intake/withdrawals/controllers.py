@@ -4,6 +4,11 @@ Nothing here decrypts: the pages show what is stored in clear (see `intake.withd
 pseudonym is audited (`records_searched`, with the ids found); showing a record's clear metadata is not, as it
 opens none of the parts `record_viewed` counts. Erasure is a page of its own that asks for a fresh two-factor code.
 
+Two pages of a coordinator do decrypt, through `open_record` and after a fresh two-factor code and a written reason
+(both audited with it): re-identification, which shows who the person is and nothing else, and the survivor's copy
+of their own data, a self-contained document with other people's details removed (`intake.withdrawals.own_data`).
+Both answer the POST itself, never with a redirect, so that what they show is in no address.
+
 The coordinator's record page also lists who reviews the record: its assignments and its access grants, with forms
 to change them. Each change is a POST of its own that comes back to the record page; granting access opens the record
 to someone, so it asks for a fresh two-factor code too.
@@ -16,33 +21,39 @@ from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, g, make_response, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import aliased
 
 from intake.accounts.models import Account, AccountRole
 from intake.audit.controllers import details_text
 from intake.audit.forms import action_label
-from intake.consents.operations import InputRefused
-from intake.core.access import Reason, refuse
+from intake.consents.operations import InputRefused, withdrawals_of
+from intake.core.access import COORDINATOR_PARTS, CoordinatorPurpose, Reason, open_record, refuse
 from intake.core.access import assignments as access
 from intake.core.access.models import AccessGrant, Assignment
 from intake.core.audit import AuditAction, record_event
 from intake.core.db import db, utcnow, writes_on_get
 from intake.core.pages import attach_error, render_form
 from intake.core.security import Permission, Role, requires, requires_step_up
+from intake.core.web import CSP
+from intake.interviews import forms as interview_forms
+from intake.interviews.controllers import day, incident_type_name, place_name, when
 
 # The codes are called what the interview's pages call them: the coordinator reads the interviewer's words.
 from intake.interviews.forms import DISCLOSURE_LABELS, MEDIUM_LABELS, PURPOSE_LABELS, STATUS_LABELS
+from intake.review.operations import active_spans
 from intake.testimonies.models import Testimony
-from intake.withdrawals import RecordSummary, find_by_pseudonym, summarise, withdraw
+from intake.withdrawals import RecordSummary, find_by_pseudonym, own_data, summarise, withdraw
 from intake.withdrawals.forms import (
     RECEIVED_HOW_LABELS,
     AssignReviewerForm,
     ErasureForm,
     FindRecordForm,
     GrantAccessForm,
+    ReidentificationForm,
     RevokeAccessForm,
+    SurvivorCopyForm,
     UnassignReviewerForm,
     WithdrawalForm,
     label_of,
@@ -343,6 +354,68 @@ def revoke_access(testimony_id: int, grant_id: int) -> Any:
                   "success")
             return _back_to_record(testimony)
     return _record_again(testimony, revoke_form=(grant.id, form))
+
+
+def _reason_text(reason: str | None) -> str:
+    """A written reason as the audit log keeps it: on one line, spaces collapsed."""
+    return " ".join((reason or "").split())
+
+
+def _not_stored(response: Any) -> Any:
+    """`response` marked for no cache to keep (every page is, by `secure_headers`; these say so themselves)."""
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return response
+
+
+def _file_name(pseudonym: str) -> str:
+    return "record-" + "".join(c for c in pseudonym if c.isascii() and (c.isalnum() or c == "-")) + ".html"
+
+
+@requires(Permission.COORDINATE)
+@requires_step_up  # it shows who the person is
+def reidentify(testimony_id: int) -> Any:
+    testimony = _testimony_or_404(testimony_id)
+    summary = summarise(testimony, with_exports=False)
+    form = ReidentificationForm()
+    if not form.validate_on_submit():
+        return _not_stored(make_response(render_form("withdrawals/reidentification.html", form, summary=summary,
+                                                     shown=False, identity=None)))
+    view = open_record(g.account, testimony, COORDINATOR_PARTS[CoordinatorPurpose.REIDENTIFICATION],
+                       config=current_app.config, purpose=CoordinatorPurpose.REIDENTIFICATION,
+                       reason=_reason_text(form.reason.data))
+    return _not_stored(make_response(render_template("withdrawals/reidentification.html", form=form,
+                                                     summary=summary, shown=True, identity=view.identity)))
+
+
+COPY_HELPERS: dict[str, Any] = {"f": interview_forms, "label": interview_forms.label, "day": day, "when": when,
+                                "place_name": place_name, "incident_type_name": incident_type_name}
+
+
+@requires(Permission.COORDINATE)
+@requires_step_up  # it opens everything the person gave
+def survivor_copy(testimony_id: int) -> Any:
+    testimony = _testimony_or_404(testimony_id)
+    summary = summarise(testimony, with_exports=False)
+    form = SurvivorCopyForm()
+    if not form.validate_on_submit():
+        return _not_stored(make_response(render_form("withdrawals/survivor_copy_request.html", form,
+                                                     summary=summary)))
+    view = open_record(g.account, testimony, COORDINATOR_PARTS[CoordinatorPurpose.SURVIVOR_COPY],
+                       config=current_app.config, purpose=CoordinatorPurpose.SURVIVOR_COPY,
+                       reason=_reason_text(form.reason.data))
+    copy = own_data.survivor_copy(view, spans=[(s.start, s.stop) for s in active_spans(testimony.id)],
+                                  withdrawals=withdrawals_of(testimony.id), made_at=utcnow())
+    document = render_template("withdrawals/survivor_copy.html", copy=copy, style=own_data.STYLE,
+                               style_source=own_data.STYLE_SOURCE, **COPY_HELPERS)
+    response = make_response(document)
+    response.mimetype = "text/html"
+    # The site's policy, allowing the copy's own styles (and no other inline style) by their hash.
+    response.headers["Content-Security-Policy"] = CSP.replace("style-src 'self'",
+                                                              f"style-src {own_data.STYLE_SOURCE}")
+    if form.download.data:
+        response.headers["Content-Disposition"] = f"attachment; filename={_file_name(testimony.pseudonym)}"
+    return _not_stored(response)
 
 
 # --- interviewer, for their own interviews ---------------------------------------------------------------------

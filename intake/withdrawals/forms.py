@@ -17,6 +17,7 @@ from wtforms import (
     SelectField,
     SelectMultipleField,
     StringField,
+    SubmitField,
     TextAreaField,
 )
 from wtforms.validators import DataRequired, InputRequired, Length, Regexp, ValidationError
@@ -215,3 +216,34 @@ class RevokeAccessForm(FlaskForm):
     """End a grant now, for a stated reason."""
 
     reason = _reason_field(_l("Reason for ending the access"))
+
+
+# Characters an audit reason may not hold (`record_event` refuses them): control characters other than tab and line
+# breaks, which a pasted text can carry.
+_CONTROL = Regexp(r"\A[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*\Z",
+                  message=_l("Use plain text: this contains characters that cannot be kept."))
+
+
+def _coordinator_reason_field(label: Any) -> TextAreaField:
+    """A written reason for opening a record, kept in the audit log (so it must not identify anyone)."""
+    return TextAreaField(
+        label, description=REASON_HINT, filters=[_stripped],
+        validators=[DataRequired(message=_l("Write down why you need to open this record. Do not put names or "
+                                            "other identifying details in it: it is kept in the audit log.")),
+                    Length(max=MAX_REASON, message=_l("Use at most %(max)d characters.")), _CONTROL],
+        render_kw={"maxlength": MAX_REASON, "rows": 3},
+    )
+
+
+class ReidentificationForm(FlaskForm):
+    """Say why the person must be re-identified before their identity is shown."""
+
+    reason = _coordinator_reason_field(_l("Why you need to know who this person is"))
+
+
+class SurvivorCopyForm(FlaskForm):
+    """Say which request of the person the copy of their own data answers; show it, or download it as a file."""
+
+    reason = _coordinator_reason_field(_l("The person's request this copy answers"))
+    show = SubmitField(_l("Show the copy"))
+    download = SubmitField(_l("Download the copy"))
