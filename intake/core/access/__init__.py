@@ -316,3 +316,9 @@ def open_record(account: Any, testimony: Any, wanted: Iterable[Part], *, config:
     record_event(action, actor=account, target_type="testimony", target_ids=[testimony.id],
                  reason=reason.strip() if reason else None, details={"parts": sorted(parts), "purpose": purpose})
     return view
+
+
+# Opening one attachment's original, after the same decision; imported last, as it uses what is defined above.
+from intake.core.access.attachments import AttachmentNotInRecord as AttachmentNotInRecord  # noqa: E402
+from intake.core.access.attachments import OpenedAttachment as OpenedAttachment  # noqa: E402
+from intake.core.access.attachments import open_attachment as open_attachment  # noqa: E402
