@@ -58,6 +58,7 @@ ACTION_LABELS: dict[str, Any] = {
     AuditAction.KEYRING_BACKED_UP: _l("Keyring backed up"),
     AuditAction.RECORD_VIEWED: _l("Record viewed"),
     AuditAction.RECORDS_SEARCHED: _l("Records searched"),
+    AuditAction.RECORD_ANALYSED: _l("Analysis recorded by a reviewer"),
     AuditAction.CONSENT_RECORDED: _l("Consent recorded"),
     AuditAction.CONSENT_WITHDRAWN: _l("Consent withdrawn"),
     AuditAction.ACCESS_GRANTED: _l("Access granted"),

@@ -6,6 +6,8 @@ naming the field and saying why in the reader's language, before anything is wri
 
 from __future__ import annotations
 
+import functools
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -14,6 +16,9 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import aliased
+from sqlalchemy.sql.functions import GenericFunction
 
 from consent import scripts
 from consent.policy import Decision, decide
@@ -212,6 +217,81 @@ def decide_use(testimony_id: int, purpose: Purpose, recipient: Recipient | None 
 
 def documentation_allowed(testimony_id: int) -> Decision:
     return decide_use(testimony_id, Purpose.DOCUMENTATION)
+
+
+class _holds_all(GenericFunction[bool]):  # noqa: N801 - named like the SQL function it stands for
+    """`json_holds_all(array, wanted)`: whether the JSON array `array` holds every string of the JSON array `wanted`
+    (a JSON text). PostgreSQL: jsonb containment (`@>`); SQLite: counting through `json_each`."""
+
+    name = "json_holds_all"
+    type = sa.Boolean()
+    inherit_cache = True
+
+
+@compiles(_holds_all, "postgresql")
+def _holds_all_postgresql(element: _holds_all, compiler: Any, **kw: Any) -> str:
+    array, wanted = (compiler.process(c, **kw) for c in element.clauses)
+    return f"(CAST({array} AS JSONB) @> CAST({wanted} AS JSONB))"
+
+
+@compiles(_holds_all, "sqlite")
+def _holds_all_sqlite(element: _holds_all, compiler: Any, **kw: Any) -> str:
+    array, wanted = (compiler.process(c, **kw) for c in element.clauses)
+    return (f"((SELECT count(DISTINCT held.value) FROM json_each({array}) AS held WHERE held.value IN "  # noqa: S608
+            f"(SELECT asked.value FROM json_each({wanted}) AS asked)) = json_array_length({wanted}))")
+
+
+def _holds(array: Any, values: Iterable[str]) -> sa.ColumnElement[bool]:
+    return _holds_all(array, sa.literal(json.dumps(sorted(values)), sa.String))
+
+
+@functools.cache
+def _latest_version() -> Any:
+    """One alias of the versions for every query: SQLAlchemy remembers how its columns map, which it would work
+    out anew for each new alias (milliseconds a request)."""
+    return aliased(ConsentRecord, name="consent_latest")
+
+
+def documentation_allowed_clause(testimony_id: Any, at: datetime | None = None) -> sa.ColumnElement[bool]:
+    """`documentation_allowed` as a SQL condition on `testimony_id` (a column, or a value): true exactly when
+    `consent.policy.decide` would allow documentation at `at` (default now) from the testimony's latest consent
+    version and every withdrawal recorded for it. A query filters on it instead of deciding record by record.
+
+    What `decide` checks for documentation, from the stored columns `ConsentRecord.version` reads: the latest
+    version exists and was recorded by `at`; it is valid (every script item confirmed, capacity and voluntariness
+    confirmed, a witness to oral consent, and for a child the guardian's consent, the child's assent and a
+    best-interests note; follow-up never fails, since its method is sealed and so always given); no withdrawal in
+    force at `at` is whole or names documentation; its review date, if any, has not passed; and it grants
+    documentation. Recipients and exclusions do not apply: documentation goes to no one.
+
+    The whole decision is one scalar subquery on the latest version (by number, newest first, limit 1: a probe of
+    the (testimony_id, number) index, then one of the withdrawals' testimony index), which PostgreSQL keeps as a
+    check of each testimony it reads instead of joining every version and withdrawal in: a page of the queue then
+    reads the testimonies newest first and stops at the page's end.
+    """
+    now = at or utcnow()
+    latest = _latest_version()
+    stands = sa.and_(
+        latest.recorded_at <= now,
+        _holds(latest.items, (i.value for i in ScriptItem)),
+        latest.capacity_confirmed.is_(True),
+        latest.voluntariness_confirmed.is_(True),
+        sa.or_(latest.method != Method.ORAL_WITNESSED.value, latest.witness_present.is_(True)),
+        sa.or_(latest.is_minor.is_(False), sa.and_(latest.guardian_consented.is_(True),
+                                                   latest.child_assented.is_(True),
+                                                   latest.best_interests_given.is_(True))),
+        sa.or_(latest.review_date.is_(None), latest.review_date >= now.date()),
+        latest.grants[Purpose.DOCUMENTATION.value].as_string().is_not(None),
+    )
+    withdrawn = sa.exists().where(
+        ConsentWithdrawal.testimony_id == latest.testimony_id,
+        ConsentWithdrawal.at <= now,
+        sa.or_(sa.func.json_array_length(ConsentWithdrawal.purposes) == 0,
+               _holds(ConsentWithdrawal.purposes, [Purpose.DOCUMENTATION.value])),
+    )
+    standing = (sa.select(sa.and_(stands, ~withdrawn)).where(latest.testimony_id == testimony_id)
+                .order_by(latest.number.desc()).limit(1).scalar_subquery())
+    return standing.is_(True)
 
 
 def record_withdrawal(testimony: Any, *, purposes: Iterable[str], received_how: str, erasure: bool, actor: Any,

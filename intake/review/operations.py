@@ -48,10 +48,12 @@ def _reason_problems(problems: dict[str, list[Any]], name: str, text: str, *, li
     if not text.strip():
         _problem(problems, name, NEEDS_REASON)
     elif len(text) > limit:
-        _problem(problems, name, _l("Keep it under %(count)s characters.", count=limit))
+        _problem(problems, name, _l("Use at most %(count)s characters.", count=limit))
 
 
-def _may_analyse(testimony: Testimony, actor: Any, config: Any) -> None:
+def may_analyse(testimony: Testimony, actor: Any, config: Any) -> None:
+    """Refuse (audited, `AccessRefused`) a reviewer who may not open the record, before anything of it is looked
+    up."""
     require(actor, testimony, {Part.NOTES}, config=config, purpose=PURPOSE)
 
 
@@ -69,7 +71,7 @@ def _stored(row: Any, column: str, text: str) -> None:
 def assess(testimony: Testimony, kind: str, value: str, reason: str, *, actor: Any, config: Any) -> Assessment:
     """Grade the source's reliability (A-F) or the information's credibility (1-6), or set the verification status,
     each with its reason. The newest assessment of each kind is the current one."""
-    _may_analyse(testimony, actor, config)
+    may_analyse(testimony, actor, config)
     problems: dict[str, list[Any]] = {}
     try:
         known = AssessmentKind(kind)
@@ -90,7 +92,7 @@ def assess(testimony: Testimony, kind: str, value: str, reason: str, *, actor: A
 def correct_coding(testimony: Testimony, incident: Incident, *, type: str, month: str, region: str, reason: str,
                    actor: Any, config: Any) -> IncidentCoding:
     """Code an incident as the reviewer reads it; the source's own account of it is left as it was."""
-    _may_analyse(testimony, actor, config)
+    may_analyse(testimony, actor, config)
     if incident.testimony_id != testimony.id:
         raise InputRefused.one("incident", _l("Choose an incident of this record."))
     problems: dict[str, list[Any]] = {}
@@ -119,7 +121,7 @@ def _findable(account: Any, config: Any, pseudonym: str) -> list[Testimony]:
 
 def link(testimony: Testimony, pseudonym: str, kind: str, reason: str, *, actor: Any, config: Any) -> RecordLink:
     """Say that another record the reviewer may open corroborates or duplicates this one."""
-    _may_analyse(testimony, actor, config)
+    may_analyse(testimony, actor, config)
     problems: dict[str, list[Any]] = {}
     if kind not in {k.value for k in LinkKind}:
         _problem(problems, "kind", _l("Choose one of the listed values."))
@@ -138,7 +140,7 @@ def link(testimony: Testimony, pseudonym: str, kind: str, reason: str, *, actor:
         sa.or_(sa.and_(RecordLink.testimony_id == testimony.id, RecordLink.other_id == other.id),
                sa.and_(RecordLink.testimony_id == other.id, RecordLink.other_id == testimony.id))))
     if existing is not None:
-        raise InputRefused.one("other", _l("These records are already linked so."))
+        raise InputRefused.one("other", _l("These records are already linked in this way."))
     row = RecordLink(testimony=testimony, testimony_id=testimony.id, other_id=other.id, kind=kind,
                      created_by_id=actor.id, created_at=utcnow())
     _stored(row, "reason", reason)
@@ -147,7 +149,7 @@ def link(testimony: Testimony, pseudonym: str, kind: str, reason: str, *, actor:
 
 
 def remove_link(testimony: Testimony, row: RecordLink, *, actor: Any, config: Any) -> None:
-    _may_analyse(testimony, actor, config)
+    may_analyse(testimony, actor, config)
     if testimony.id not in (row.testimony_id, row.other_id) or row.removed_at is not None:
         raise InputRefused.one("", _l("This link is not in force on this record."))
     row.removed_at = utcnow()
@@ -169,7 +171,7 @@ def mark_identifying(view: RecordView, testimony: Testimony, phrase: str, kind: 
                      config: Any) -> list[IdentifyingSpan]:
     """Mark every occurrence of `phrase` in the narrative (of `view`, opened by the caller through the access
     function) as identifying, so that exports below `confidential` replace it."""
-    _may_analyse(testimony, actor, config)
+    may_analyse(testimony, actor, config)
     problems: dict[str, list[Any]] = {}
     if kind not in {k.value for k in SpanKind}:
         _problem(problems, "kind", _l("Choose one of the listed values."))
@@ -177,7 +179,7 @@ def mark_identifying(view: RecordView, testimony: Testimony, phrase: str, kind: 
     if not phrase.strip():
         _problem(problems, "phrase", _l("Copy the words that identify someone from the narrative."))
     elif len(phrase) > MAX_PHRASE:
-        _problem(problems, "phrase", _l("Keep it under %(count)s characters.", count=MAX_PHRASE))
+        _problem(problems, "phrase", _l("Use at most %(count)s characters.", count=MAX_PHRASE))
     else:
         found = occurrences(view.narrative or "", phrase)
         if not found:
@@ -195,7 +197,7 @@ def mark_identifying(view: RecordView, testimony: Testimony, phrase: str, kind: 
 
 
 def unmark_identifying(testimony: Testimony, span: IdentifyingSpan, *, actor: Any, config: Any) -> None:
-    _may_analyse(testimony, actor, config)
+    may_analyse(testimony, actor, config)
     if span.testimony_id != testimony.id or span.removed_at is not None:
         raise InputRefused.one("", _l("This mark is not in force on this record."))
     span.removed_at = utcnow()
@@ -226,12 +228,12 @@ def redacted(text: str, spans: Iterable[tuple[int, int]], replacement: str) -> s
 
 
 def add_note(testimony: Testimony, text: str, *, actor: Any, config: Any) -> AnalystNote:
-    _may_analyse(testimony, actor, config)
+    may_analyse(testimony, actor, config)
     problems: dict[str, list[Any]] = {}
     if not text.strip():
         _problem(problems, "text", _l("Write the note."))
     elif len(text) > MAX_NOTE:
-        _problem(problems, "text", _l("Keep it under %(count)s characters.", count=MAX_NOTE))
+        _problem(problems, "text", _l("Use at most %(count)s characters.", count=MAX_NOTE))
     if problems:
         raise InputRefused(problems)
     row = AnalystNote(testimony=testimony, testimony_id=testimony.id, author_id=actor.id, created_at=utcnow())

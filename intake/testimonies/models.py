@@ -118,6 +118,11 @@ class Incident(Base):
     the date as given, the place, victims, alleged perpetrators and the source's relation to it are sealed."""
 
     __tablename__ = "incidents"
+    # The reviewer's queue filtered on an incident type reads matching testimony ids from these, in id order.
+    __table_args__ = (
+        sa.Index("ix_incidents_type_region", "type", "region", "testimony_id"),
+        sa.Index("ix_incidents_type_month", "type", "month", "region", "testimony_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     testimony_id: Mapped[int] = mapped_column(sa.ForeignKey("testimonies.id"), index=True)

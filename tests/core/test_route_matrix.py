@@ -9,6 +9,7 @@ asks for step-up sends a caller without a fresh code there, and writes nothing.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,7 @@ from flask.testing import FlaskClient
 from intake.accounts import operations as ops
 from intake.accounts.models import Account
 from intake.all_models import metadata
+from intake.core.access import assignments
 from intake.core.audit import AuditEvent
 from intake.core.db import db
 from intake.core.security import PUBLIC, Permission, Role, declared_access, permissions_for
@@ -27,11 +29,23 @@ from tests.conftest import Auth, TestUser, TotpClock, csrf_token
 
 # Routes whose POST ends the caller's session run last, so they do not disturb the other checks.
 RUN_LAST = {"accounts.sign_out"}
+# The API's removals of the example link and mark run after the pages' removals of the same ones: the API refuses
+# one removed already with 422, where a page answers 404.
+RUN_AFTER_PAGES = {"api_review.LinkItem", "api_review.IdentifyingSpanItem"}
 # Where a right-role request to these routes legitimately redirects: signing out ends at the sign-in page.
 EXPECTED_REDIRECTS = {"accounts.sign_out": "/sign-in"}
 # Pages that send a right-role GET elsewhere: consent is read only after the readiness check.
 EXPECTED_GET_REDIRECTS = {"interviews.consent": "/interviews/new"}
 SUCCESS_STATUSES = {200, 204, 303, 422}
+# The photo attached to the example interview: the smallest valid PNG, one pixel.
+MATRIX_PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082")
+# URL arguments for requests that are refused before any record is looked up (anonymous callers, OPTIONS).
+PLACEHOLDER_EXAMPLES: dict[str, Any] = {
+    "account_id": 1, "token_id": 1, "token": "not-a-real-link-token", "target_type": "testimony", "target_id": "1",
+    "testimony_id": 1, "incident_id": 1, "reviewer_id": 1, "grant_id": 1, "link_id": 1, "span_id": 1,
+    "attachment_id": 1, "kind": "reliability"}
 
 EVERYONE = "public"
 SIGNED_IN = frozenset(Role)
@@ -106,8 +120,28 @@ EXPECTED: dict[str, str | frozenset[Role]] = {
     "withdrawals.unassign_reviewer": frozenset({Role.COORDINATOR}),
     "withdrawals.grant_access": frozenset({Role.COORDINATOR}),
     "withdrawals.revoke_access": frozenset({Role.COORDINATOR}),
+    "withdrawals.reidentify": frozenset({Role.COORDINATOR}),
+    "withdrawals.survivor_copy": frozenset({Role.COORDINATOR}),
     "review.queue": frozenset({Role.REVIEWER}),
     "review.record": frozenset({Role.REVIEWER}),
+    "review.attachment": frozenset({Role.REVIEWER}),
+    "review.overview": frozenset({Role.REVIEWER}),
+    "review.assess": frozenset({Role.REVIEWER}),
+    "review.code_incident": frozenset({Role.REVIEWER}),
+    "review.link": frozenset({Role.REVIEWER}),
+    "review.remove_link": frozenset({Role.REVIEWER}),
+    "review.mark_span": frozenset({Role.REVIEWER}),
+    "review.unmark_span": frozenset({Role.REVIEWER}),
+    "review.add_note": frozenset({Role.REVIEWER}),
+    "api_review.Records": frozenset({Role.REVIEWER}),
+    "api_review.RecordItem": frozenset({Role.REVIEWER}),
+    "api_review.Assessments": frozenset({Role.REVIEWER}),
+    "api_review.Codings": frozenset({Role.REVIEWER}),
+    "api_review.Links": frozenset({Role.REVIEWER}),
+    "api_review.LinkItem": frozenset({Role.REVIEWER}),
+    "api_review.IdentifyingSpans": frozenset({Role.REVIEWER}),
+    "api_review.IdentifyingSpanItem": frozenset({Role.REVIEWER}),
+    "api_review.Notes": frozenset({Role.REVIEWER}),
 }
 # The methods each route answers (besides HEAD and OPTIONS), also written out: a new method on a known route
 # fails here until it is added.
@@ -180,8 +214,28 @@ EXPECTED_METHODS: dict[str, set[str]] = {
     "withdrawals.unassign_reviewer": {"POST"},
     "withdrawals.grant_access": {"POST"},
     "withdrawals.revoke_access": {"POST"},
+    "withdrawals.reidentify": {"GET", "POST"},
+    "withdrawals.survivor_copy": {"GET", "POST"},
     "review.queue": {"GET"},
     "review.record": {"GET"},
+    "review.attachment": {"GET"},
+    "review.overview": {"GET"},
+    "review.assess": {"POST"},
+    "review.code_incident": {"POST"},
+    "review.link": {"POST"},
+    "review.remove_link": {"POST"},
+    "review.mark_span": {"POST"},
+    "review.unmark_span": {"POST"},
+    "review.add_note": {"POST"},
+    "api_review.Records": {"GET"},
+    "api_review.RecordItem": {"GET"},
+    "api_review.Assessments": {"POST"},
+    "api_review.Codings": {"POST"},
+    "api_review.Links": {"POST"},
+    "api_review.LinkItem": {"DELETE"},
+    "api_review.IdentifyingSpans": {"POST"},
+    "api_review.IdentifyingSpanItem": {"DELETE"},
+    "api_review.Notes": {"POST"},
 }
 
 
@@ -238,11 +292,10 @@ def people(app: Flask, create_user: Callable[..., TestUser]) -> dict[str, TestUs
 
 
 def _interview_of(app: Flask, username: str, reviewer_name: str) -> tuple[int, int, int, int]:
-    """An interview with one incident, recorded by the account `username` and submitted (still correctable), assigned
-    and granted to `reviewer_name` (made once): (testimony, incident, reviewer, grant) ids."""
+    """An interview with one incident and one photo, recorded by the account `username` and submitted (still
+    correctable), assigned and granted to `reviewer_name` (made once): (testimony, incident, reviewer, grant) ids."""
     from datetime import timedelta
 
-    from intake.core.access import assignments
     from intake.core.access.models import AccessGrant
     from intake.core.db import utcnow
     from intake.interviews import operations as interviews
@@ -258,6 +311,9 @@ def _interview_of(app: Flask, username: str, reviewer_name: str) -> tuple[int, i
                                                   config=app.config)
             interviews.add_incident(existing, factories.incident(), actor=interviewer, config=app.config)
             interviews.save_referral(existing, factories.referral(), actor=interviewer, config=app.config)
+            interviews.store_interview_attachment(existing, io.BytesIO(MATRIX_PNG), filename="matrix.png",
+                                                  declared_medium="photo", graphic=False, actor=interviewer,
+                                                  config=app.config)
             interviews.submit(existing, idempotency_key="matrix-submission-key", actor=interviewer, config=app.config)
             assignments.assign(existing, reviewer, actor=None)
             assignments.grant_access(existing, reviewer, reason="the route matrix", actor=None,
@@ -265,6 +321,45 @@ def _interview_of(app: Flask, username: str, reviewer_name: str) -> tuple[int, i
             db.session.commit()
         grant = db.session.scalar(sa.select(AccessGrant.id).where(AccessGrant.testimony_id == existing.id))
         return existing.id, existing.incidents[0].id, reviewer.id, int(grant or 0)
+
+
+def _analysis_of(app: Flask, testimony_id: int, reviewer_name: str) -> dict[str, int]:
+    """A link to another record and an identifying mark on the record, made once: their ids."""
+    from intake.core.access import Part, open_record
+    from intake.interviews import operations as interviews
+    from intake.review import operations as review
+    from intake.review.models import IdentifyingSpan, RecordLink
+    from intake.testimonies.models import Testimony as StoredTestimony
+    from tests.interviews import factories
+
+    with app.app_context():
+        testimony = db.session.get(StoredTestimony, testimony_id)
+        reviewer = db.session.query(Account).filter_by(username=reviewer_name).one()
+        link = db.session.scalar(sa.select(RecordLink).where(RecordLink.testimony_id == testimony_id))
+        if link is None:
+            interviewer = db.session.get(Account, testimony.interviewer_id)
+            other = interviews.start_interview(factories.readiness(), factories.consent(), actor=interviewer,
+                                               config=app.config)
+            interviews.save_referral(other, factories.referral(), actor=interviewer, config=app.config)
+            interviews.submit(other, idempotency_key="matrix-other-record", actor=interviewer, config=app.config)
+            assignments.assign(other, reviewer, actor=None)
+            interviews.save_narrative(testimony, "matrix narrative", declined=False, actor=interviewer,
+                                      config=app.config)
+            link = review.link(testimony, other.pseudonym, "corroborates", "the route matrix", actor=reviewer,
+                               config=app.config)
+            view = open_record(reviewer, testimony, {Part.CONTENT}, config=app.config, purpose="review")
+            review.mark_identifying(view, testimony, "matrix", "name", actor=reviewer, config=app.config)
+            db.session.commit()
+        span = db.session.scalar(sa.select(IdentifyingSpan.id).where(IdentifyingSpan.testimony_id == testimony_id))
+        return {"link_id": link.id, "span_id": int(span or 0), "kind": "reliability"}
+
+
+def _attachment_of(app: Flask, testimony_id: int) -> int:
+    """The id of the photo attached to the example interview."""
+    from intake.testimonies.models import Attachment
+
+    with app.app_context():
+        return int(db.session.scalar(sa.select(Attachment.id).where(Attachment.testimony_id == testimony_id)) or 0)
 
 
 def _example_values(app: Flask, owner: TestUser) -> dict[str, Any]:
@@ -282,7 +377,9 @@ def _example_values(app: Flask, owner: TestUser) -> dict[str, Any]:
         db.session.commit()
         return {"account_id": victim.id, "token_id": token.id, "token": "not-a-real-link-token",
                 "target_type": "testimony", "target_id": "1", "testimony_id": testimony_id,
-                "incident_id": incident_id, "reviewer_id": reviewer_id, "grant_id": grant_id}
+                "incident_id": incident_id, "reviewer_id": reviewer_id, "grant_id": grant_id,
+                "attachment_id": _attachment_of(app, testimony_id),
+                **_analysis_of(app, testimony_id, f"user-{Role.REVIEWER.value}")}
 
 
 def _signed_in(app: Flask, auth_factory: Callable[[FlaskClient], Auth], user: TestUser) -> tuple[FlaskClient, str]:
@@ -295,7 +392,7 @@ def _signed_in(app: Flask, auth_factory: Callable[[FlaskClient], Auth], user: Te
 
 def _rules(app: Flask) -> list[Any]:
     rules = [r for r in app.url_map.iter_rules() if r.endpoint != "static"]
-    return sorted(rules, key=lambda r: (r.endpoint in RUN_LAST, r.endpoint))
+    return sorted(rules, key=lambda r: (r.endpoint in RUN_LAST, r.endpoint in RUN_AFTER_PAGES, r.endpoint))
 
 
 def test_declarations_match_who_should_have_access(app: Flask) -> None:
@@ -330,8 +427,7 @@ def test_every_route_declares_its_access(app: Flask) -> None:
 def test_anonymous_callers(app: Flask) -> None:
     client = app.test_client()
     token = csrf_token(client)
-    examples = {"account_id": 1, "token_id": 1, "token": "not-a-real-link-token", "target_type": "testimony",
-                "target_id": "1", "testimony_id": 1, "incident_id": 1, "reviewer_id": 1, "grant_id": 1}
+    examples = PLACEHOLDER_EXAMPLES
     for rule in _rules(app):
         for method in _methods(rule):
             permission, _ = declared_access(app, rule.endpoint, method)
@@ -394,8 +490,7 @@ def test_each_role(app: Flask, people: dict[str, TestUser], totp_clock: TotpCloc
 
 def test_options_is_answered_for_anonymous_callers_and_writes_nothing(app: Flask) -> None:
     client = app.test_client()
-    examples = {"account_id": 1, "token_id": 1, "token": "not-a-real-link-token", "target_type": "testimony",
-                "target_id": "1", "testimony_id": 1, "incident_id": 1, "reviewer_id": 1, "grant_id": 1}
+    examples = PLACEHOLDER_EXAMPLES
     before = audit_count(app)
     for rule in _rules(app):
         url = _url(app, rule, examples)
@@ -407,7 +502,7 @@ def test_options_is_answered_for_anonymous_callers_and_writes_nothing(app: Flask
     assert audit_count(app) == before
 
 
-@pytest.mark.parametrize("role", [Role.ADMIN.value, Role.INTERVIEWER.value])
+@pytest.mark.parametrize("role", [Role.ADMIN.value, Role.INTERVIEWER.value, Role.COORDINATOR.value])
 def test_every_step_up_route_sends_a_caller_without_a_fresh_code_to_step_up_and_writes_nothing(
     app: Flask, people: dict[str, TestUser], totp_clock: TotpClock, role: str
 ) -> None:

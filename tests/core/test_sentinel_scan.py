@@ -29,10 +29,13 @@ from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
 from intake.accounts import operations as account_ops
+from intake.accounts.models import Account
+from intake.core.access import assignments
 from intake.core.crypto.fields import SEALED_FIELDS
 from intake.core.db import db
 from intake.identities import operations as identity_ops
 from intake.interviews import operations as interview_ops
+from intake.review import operations as review_ops
 from intake.testimonies import operations as testimony_ops
 from tests.conftest import PASSWORD, Auth, TestUser, TotpClock, missing
 from tests.interviews import factories
@@ -132,6 +135,8 @@ def plant(app: Flask, sentinels: dict[str, str], totp_clock: TotpClock) -> dict[
         db.session.commit()
         draft = plant_draft(app, interviewer, sentinels)
         db.session.commit()
+        plant_analysis(app, sentinels)
+        db.session.commit()
         planted.update(totp=sentinels["totp"], storages={in_database.storage, in_files.storage},
                        pseudonym=person.pseudonym, draft_pseudonym=draft.pseudonym)
         # The values really are there, behind the keys.
@@ -174,6 +179,29 @@ def plant_draft(app: Flask, interviewer: Any, sentinels: dict[str, str]) -> Any:
     return draft
 
 
+def plant_analysis(app: Flask, sentinels: dict[str, str]) -> None:
+    """A submitted interview that a reviewer grades, codes, links and annotates, with a sentinel in every reason and
+    in the note."""
+    interviewer = db.session.scalars(sa.select(Account).where(Account.username == "amira")).one()
+    reviewer = account_ops.create_account(username="rafael", roles=["reviewer"], password=PASSWORD)
+    records = []
+    for key in ("sentinel-analysis-record-one", "sentinel-analysis-record-two"):
+        record = interview_ops.start_interview(factories.readiness(), factories.consent(), actor=interviewer,
+                                               config=app.config)
+        interview_ops.add_incident(record, factories.incident(), actor=interviewer, config=app.config)
+        interview_ops.save_referral(record, factories.referral(), actor=interviewer, config=app.config)
+        interview_ops.submit(record, idempotency_key=key, actor=interviewer, config=app.config)
+        assignments.assign(record, reviewer, actor=None)
+        records.append(record)
+    record, other = records
+    review_ops.assess(record, "reliability", "B", sentinels["grade_reason"], actor=reviewer, config=app.config)
+    review_ops.correct_coding(record, record.incidents[0], type="shelling", month="2023-09", region="",
+                              reason=sentinels["coding_reason"], actor=reviewer, config=app.config)
+    review_ops.link(record, other.pseudonym, "corroborates", sentinels["link_reason"], actor=reviewer,
+                    config=app.config)
+    review_ops.add_note(record, sentinels["analyst_note"], actor=reviewer, config=app.config)
+
+
 @pytest.fixture
 def scanning_app(make_app: Callable[..., Flask], tmp_path: Path) -> Flask:
     return make_app(MAX_REQUEST_BYTES=4 * 1024 * 1024, BLOB_PATH=str(tmp_path / "instance" / "blobs"))
@@ -205,6 +233,10 @@ def test_an_attacker_with_the_database_and_the_disk_finds_no_sealed_value(
         "victims": f"victims-sentinel-{tag}",
         "perpetrator": f"perpetrator-sentinel-{tag}",
         "referral": f"referral-note-sentinel-{tag}",
+        "grade_reason": f"grade-reason-sentinel-{tag}",
+        "coding_reason": f"coding-reason-sentinel-{tag}",
+        "link_reason": f"link-reason-sentinel-{tag}",
+        "analyst_note": f"Заметка analyst-note-sentinel-{tag}",
         "totp": pyotp.random_base32(),
     }
     planted = plant(scanning_app, sentinels, totp_clock)
@@ -212,7 +244,8 @@ def test_an_attacker_with_the_database_and_the_disk_finds_no_sealed_value(
     covered = {(f.table, f.column) for f in SEALED_FIELDS}
     assert covered == {("persons", "identity"), ("testimonies", "narrative"), ("testimonies", "details"),
                        ("incidents", "details"), ("consent_versions", "particulars"), ("attachments", "details"),
-                       ("attachment_chunks", "data"), ("accounts", "totp_secret")}, \
+                       ("attachment_chunks", "data"), ("accounts", "totp_secret"), ("assessments", "reason"),
+                       ("incident_codings", "reason"), ("record_links", "reason"), ("analyst_notes", "text")}, \
         "a sealed field was added to the inventory: plant a sentinel in it here"
 
     # What the attacker holds.

@@ -132,7 +132,7 @@ def test_a_record_shows_the_testimony_without_the_identity_and_is_audited_once(
     assert "1980" not in html
     viewed = _events(app, "record_viewed")
     assert [(e.target_ids, e.details["parts"], e.actor_id) for e in viewed] == \
-        [([testimony_id], ["attachments", "content"], people["rafael"].id)]
+        [([testimony_id], ["attachments", "content", "notes"], people["rafael"].id)]
 
 
 def test_an_unassigned_record_is_refused_and_the_refusal_audited(
