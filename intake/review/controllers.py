@@ -280,6 +280,7 @@ def assess(testimony_id: int, kind: str) -> Any:
 @requires(Permission.REVIEW_RECORDS)
 def code_incident(testimony_id: int, incident_id: int) -> Any:
     testimony = _testimony_or_404(testimony_id)
+    review.may_analyse(testimony, g.account, current_app.config)  # before telling which ids exist
     incident = db.session.get(Incident, incident_id)
     if incident is None or incident.testimony_id != testimony.id:
         abort(404)

@@ -144,8 +144,9 @@ class CodingSchema(Schema):
 class LinkSchema(Schema):
     id = fields.Integer(required=True)
     kind = fields.String(required=True)
-    other_id = fields.Integer(required=True)
-    other_pseudonym = fields.String(required=True)
+    other_id = fields.Integer(required=True, allow_none=True,
+                              metadata={"description": "None when the caller may not open the other record."})
+    other_pseudonym = fields.String(required=True, allow_none=True)
     outgoing = fields.Boolean(required=True, metadata={
         "description": "Recorded on this record (true) or on the other one (false)."})
     reason = fields.String(metadata={

@@ -401,10 +401,17 @@ def survivor_copy(testimony_id: int) -> Any:
     if not form.validate_on_submit():
         return _not_stored(make_response(render_form("withdrawals/survivor_copy_request.html", form,
                                                      summary=summary)))
+    marks = active_spans(testimony.id)
+    if any(mark.revision != testimony.revision for mark in marks):
+        # Their offsets are of an earlier text: applied to this one they would remove the wrong words.
+        attach_error(form, str(_l("A reviewer marked words of this record before it was last corrected. Ask a "
+                                  "reviewer to check the marks on its narrative before giving the copy.")))
+        return _not_stored(make_response(render_form("withdrawals/survivor_copy_request.html", form,
+                                                     summary=summary, status=422)))
     view = open_record(g.account, testimony, COORDINATOR_PARTS[CoordinatorPurpose.SURVIVOR_COPY],
                        config=current_app.config, purpose=CoordinatorPurpose.SURVIVOR_COPY,
                        reason=_reason_text(form.reason.data))
-    copy = own_data.survivor_copy(view, spans=[(s.start, s.stop) for s in active_spans(testimony.id)],
+    copy = own_data.survivor_copy(view, spans=[(s.start, s.stop) for s in marks],
                                   withdrawals=withdrawals_of(testimony.id), made_at=utcnow())
     document = render_template("withdrawals/survivor_copy.html", copy=copy, style=own_data.STYLE,
                                style_source=own_data.STYLE_SOURCE, **COPY_HELPERS)

@@ -140,7 +140,8 @@ def _incident_facts(details: dict[str, Any], removed: str) -> dict[str, Any]:
         "date": None if not isinstance(date_, dict) else {
             "precision": date_.get("precision"), "start": date_.get("start"), "end": date_.get("end")},
         "place": None if not isinstance(place, dict) else {
-            "id": place.get("id"), "description": _text(place.get("description"))},
+            # Described in the person's words, a place often names someone else ("at my neighbour's house").
+            "id": place.get("id"), "description": removed if _text(place.get("description")) else ""},
         "victims": None if not isinstance(victims, dict) else {
             "count": victims.get("count") if isinstance(victims.get("count"), int) else None,
             "description": removed if _text(victims.get("description")) else ""},
@@ -179,7 +180,8 @@ def _consent(view: RecordView, removed: str) -> CopyConsent | None:
         review_date=consent.review_date,
         witness=removed if _text(particulars.get("witness")) else None,
         interpreter=removed if _text(particulars.get("interpreter")) else None,
-        best_interests_note=_text(particulars.get("best_interests_note")) if consent.is_minor else "",
+        # The note is the interviewer's about the child and their guardian, not something the person gave.
+        best_interests_note=removed if consent.is_minor and _text(particulars.get("best_interests_note")) else "",
     )
 
 

@@ -132,3 +132,14 @@ def test_the_team_policy_opens_the_teams_submissions(app: Flask, people: dict[st
 def test_other_roles_open_nothing(app: Flask, people: dict[str, TestUser]) -> None:
     testimony_id = f.full_interview(app, people["amira"])
     assert _decision(app, people["sona"], testimony_id).reason is Reason.NO_PERMISSION
+
+
+def test_a_reviewer_learns_nothing_of_the_state_of_a_record_not_theirs(
+        app: Flask, people: dict[str, TestUser]) -> None:
+    testimony_id = f.full_interview(app, people["amira"])
+    with app.app_context():
+        consents.record_withdrawal(db.session.get(StoredTestimony, testimony_id), purposes=[],
+                                   received_how="phone", erasure=True, actor=f.account(people["sona"]),
+                                   config=app.config)
+        db.session.commit()
+    assert _decision(app, people["rafael"], testimony_id).reason is Reason.NOT_ASSIGNED

@@ -276,3 +276,28 @@ def test_links_and_marks_can_be_removed_and_stay_in_the_history(
     with app.app_context():
         assert db.session.get(RecordLink, link_id).removed_at is not None
         assert db.session.get(IdentifyingSpan, span_id).removed_by_id == f.account(people["rafael"]).id
+
+
+def test_a_link_to_a_record_the_reader_may_not_open_does_not_name_it(
+        app: Flask, client: FlaskClient, auth: Auth, people: dict[str, TestUser]) -> None:
+    testimony_id = _submitted(app, people, key="k" * 24)  # assigned to rafael
+    other_id = _submitted(app, people, key="l" * 24)
+    with app.app_context():
+        testimony, other = (db.session.get(StoredTestimony, i) for i in (testimony_id, other_id))
+        other_code = other.pseudonym
+        review.link(testimony, other_code, "corroborates", REASON, actor=f.account(people["rafael"]),
+                    config=app.config)
+        access.assign(testimony, f.account(people["lilit"]), actor=f.account(people["sona"]))
+        db.session.commit()
+    auth.sign_in(people["lilit"])  # may open this record, not the other one
+    html = client.get(f"/review/records/{testimony_id}").get_data(as_text=True)
+    assert "A record you cannot open" in html
+    assert other_code not in html and REASON not in html and f"/review/records/{other_id}" not in html
+    auth.sign_out()
+    auth.sign_in(people["rafael"])
+    with app.app_context():  # once the other record's consent is withdrawn, its own reviewer loses it too
+        consents.record_withdrawal(db.session.get(StoredTestimony, other_id), purposes=[], received_how="phone",
+                                   erasure=False, actor=f.account(people["sona"]), config=app.config)
+        db.session.commit()
+    html = client.get(f"/review/records/{testimony_id}").get_data(as_text=True)
+    assert "A record you cannot open" in html and other_code not in html

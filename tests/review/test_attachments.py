@@ -284,3 +284,23 @@ def test_the_record_page_keeps_graphic_attachments_behind_a_closed_warning(
 def test_every_accepted_media_type_is_sent_under_an_extension_of_its_own() -> None:
     # A type without one would only ever be offered as a download.
     assert set(ACCEPTED_MEDIA) <= set(controllers.ATTACHMENT_EXTENSIONS)
+
+
+def test_an_attachment_whose_medium_the_consent_no_longer_covers_is_neither_listed_nor_sent(
+        app: Flask, client: FlaskClient, auth: Auth, people: dict[str, TestUser]) -> None:
+    testimony_id = _interview_with(app, people["amira"], [(PNG, "photo", False), (PDF, "document", False)],
+                                   key="m" * 24)
+    _assign(app, people, testimony_id)
+    photo, document = _attachments(app, testimony_id)
+    with app.app_context():  # a new consent version that no longer covers photos
+        consents.record_consent(db.session.get(StoredTestimony, testimony_id), f.consent(media=frozenset({"document"})),
+                                actor=f.account(people["sona"]))
+        db.session.commit()
+    auth.sign_in(people["rafael"])
+    page = client.get(f"/review/records/{testimony_id}").get_data(as_text=True)
+    assert _url(testimony_id, document) in page and _url(testimony_id, photo) not in page
+    refused = client.get(_url(testimony_id, photo))
+    assert refused.status_code == 403 and PNG not in refused.get_data()
+    assert "no longer covers this kind of file" in refused.get_data(as_text=True)
+    assert _events(app, "record_access_refused")[-1].details["why"] == "medium_not_consented"
+    assert client.get(_url(testimony_id, document)).get_data() == PDF

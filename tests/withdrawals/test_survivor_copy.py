@@ -43,8 +43,9 @@ VICTIMS = "VICTIMS-DESCRIPTION-61f0 the Avetisyan twins"
 PERPETRATOR = "PERPETRATOR-DESCRIPTION-a9d3 men in green uniforms"
 UNIT = "UNIT-7c55 third battalion"
 NOTE = "ANALYST-NOTE-3b7e compare with the hospital list"
+PLACE = "PLACE-DESCRIPTION-2d4b at the house of Vardan Hakobyan"
 OTHERS = (WITNESS, INTERPRETER, RELATIVES, "Mariam", VICTIMS, "Avetisyan", PERPETRATOR, UNIT, MARKED, "Sargsyan",
-          NOTE)
+          NOTE, PLACE, "Hakobyan")
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00" + b"photo-of-the-shelter" * 20
 
 
@@ -82,6 +83,8 @@ def _recorded(app: Flask, interviewer: TestUser, reviewer: TestUser, coordinator
         ops.add_incident(testimony, f.incident(type="checkpoint_detention", date_precision="month",
                                                date_start="2023-10", place_id="lachin-corridor",
                                                declined=frozenset({"perpetrators"})), actor=actor, config=app.config)
+        ops.add_incident(testimony, f.incident(place_id="", place_description=PLACE), actor=actor,
+                         config=app.config)
         ops.store_interview_attachment(testimony, io.BytesIO(JPEG), filename="shelter-Mariam.jpg",
                                        declared_medium="photo", graphic=False, actor=actor, config=app.config)
         ops.save_referral(testimony, f.referral(), actor=actor, config=app.config)
@@ -320,3 +323,18 @@ def test_marks_made_before_a_correction_shortened_the_narrative_are_still_remove
     assert redacted_narrative(text, [(12, 20)], "[x]") == "We hid with [x] until noon"
     assert redacted_narrative(text, [(12, 80), (90, 95)], "[x]") == "We hid with [x]"  # past the end: cut, kept
     assert redacted_narrative(text, [(12, 16), (15, 20)], "[x]") == "We hid with [x] until noon"  # overlapping
+
+
+def test_marks_made_before_a_later_correction_stop_the_copy_until_a_reviewer_checks_them(
+        app: Flask, client: FlaskClient, auth: Auth, amira: TestUser, nadia: TestUser, rafael: TestUser) -> None:
+    testimony_id = _recorded(app, amira, rafael, nadia)
+    with app.app_context():  # the interviewer corrects the narrative within the correction window
+        testimony = db.session.get(StoredTestimony, testimony_id)
+        ops.save_narrative(testimony, "Corrected: " + NARRATIVE, declined=False, actor=account(amira),
+                           config=app.config)
+        db.session.commit()
+    _signed_in_with_fresh_code(auth, nadia)
+    refused = post_form(client, _page(testimony_id), {"reason": REASON, "show": "y"})
+    assert refused.status_code == 422
+    assert "Ask a reviewer to check the marks on its narrative before giving the copy." in _text(refused)
+    assert MARKED not in _text(refused) and _opened_by(app, nadia) == []

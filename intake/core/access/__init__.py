@@ -59,6 +59,7 @@ class Reason(enum.StrEnum):
     NOT_SUBMITTED = "not_submitted"
     NOT_ASSIGNED = "not_assigned"
     NO_REASON = "no_reason"
+    MEDIUM_NOT_CONSENTED = "medium_not_consented"
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ REFUSALS: dict[Reason, Any] = {
     Reason.NOT_SUBMITTED: _l("This interview has not been submitted yet."),
     Reason.NOT_ASSIGNED: _l("This record is not assigned to you. Ask a coordinator if you need it for your work."),
     Reason.NO_REASON: _l("Write down why you need to open this record."),
+    Reason.MEDIUM_NOT_CONSENTED: _l("The person's consent no longer covers this kind of file."),
 }
 # What a reviewer may ever open: never who the person is, nor the consent's particulars.
 REVIEWER_PARTS = frozenset({Part.CONTENT, Part.ATTACHMENTS, Part.NOTES})
@@ -236,12 +238,13 @@ def _decide_for_reviewer(account: Any, testimony: Any, asked: frozenset[Part], *
     from intake.core.access.assignments import may_review
     from intake.testimonies.models import TestimonyStatus
 
+    # Whether the record is theirs to review comes first: a reviewer learns nothing of the state of others' records.
+    if not may_review(account, testimony, policy=config["REVIEW_ASSIGNMENT_POLICY"]):
+        return AccessDecision(False, frozenset(), Reason.NOT_ASSIGNED)
     if testimony.data_key.destroyed_at is not None:
         return AccessDecision(False, frozenset(), Reason.ERASED)
     if testimony.status == TestimonyStatus.DRAFT:
         return AccessDecision(False, frozenset(), Reason.NOT_SUBMITTED)
-    if not may_review(account, testimony, policy=config["REVIEW_ASSIGNMENT_POLICY"]):
-        return AccessDecision(False, frozenset(), Reason.NOT_ASSIGNED)
     if not documentation_allowed(testimony.id).allowed:
         return AccessDecision(False, frozenset(), Reason.CONSENT_WITHDRAWN)
     parts = asked & REVIEWER_PARTS
@@ -268,6 +271,20 @@ def require(account: Any, testimony: Any, wanted: Iterable[Part], *, config: Any
     return decision
 
 
+def latest_consent(testimony: Any) -> Any:
+    """The latest consent version of `testimony` (None if it has none)."""
+    from intake.consents.models import ConsentRecord
+
+    return db.session.scalar(sa.select(ConsentRecord).where(ConsentRecord.testimony_id == testimony.id)
+                             .order_by(ConsentRecord.number.desc()).limit(1))
+
+
+def medium_consented(record: Any, medium: str, *, purpose: str) -> bool:
+    """Whether the latest consent version (`record`) still covers attachments of `medium`. A survivor's copy of
+    their own data lists every attachment they gave."""
+    return purpose == CoordinatorPurpose.SURVIVOR_COPY or (record is not None and medium in record.media)
+
+
 def _opened(value: Any) -> Any:
     return None if isinstance(value, Tombstone) else value
 
@@ -279,7 +296,6 @@ def open_record(account: Any, testimony: Any, wanted: Iterable[Part], *, config:
     A coordinator's purposes need the written `reason`, which the event keeps; re-identification is recorded as
     such.
     """
-    from intake.consents.models import ConsentRecord
     from intake.identities.models import Person
 
     if purpose in COORDINATOR_PARTS and not (reason or "").strip():
@@ -295,8 +311,7 @@ def open_record(account: Any, testimony: Any, wanted: Iterable[Part], *, config:
         view.incidents = [IncidentView(i.id, i.type, i.month, i.region,
                                        _opened(open_value(i, "details", key=key)) or {})
                           for i in testimony.incidents]
-    record = db.session.scalar(sa.select(ConsentRecord).where(ConsentRecord.testimony_id == testimony.id)
-                               .order_by(ConsentRecord.number.desc()).limit(1))
+    record = latest_consent(testimony)
     if record is not None:
         view.consent = ConsentView(
             record.number, record.recorded_at, record.script_language, record.script_hash, record.method,
@@ -306,9 +321,11 @@ def open_record(account: Any, testimony: Any, wanted: Iterable[Part], *, config:
     if Part.ATTACHMENTS in parts:
         view.attachments = [AttachmentView(a.id, a.medium, a.graphic, a.created_at,
                                            _opened(open_value(a, "details", key=key)) or {})
-                            for a in testimony.attachments]
+                            for a in testimony.attachments
+                            if medium_consented(record, a.medium, purpose=purpose)]
     if Part.NOTES in parts:
-        view.analysis = read_analysis(testimony, key)
+        view.analysis = read_analysis(testimony, key, lambda other: decide(
+            account, other, {Part.CONTENT}, config=config, purpose=purpose).allowed)
     if Part.IDENTITY in parts:
         person = db.session.scalar(sa.select(Person).where(Person.pseudonym == testimony.pseudonym))
         view.identity = _opened(open_value(person, "identity")) if person is not None else None

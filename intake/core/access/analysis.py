@@ -4,6 +4,7 @@ their reasons and texts decrypted."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -43,12 +44,15 @@ class CodingEntry:
 
 @dataclass(frozen=True)
 class LinkEntry:
+    """A link in force. The other record is named only when the reader may open it too: otherwise its id and
+    pseudonym are None and the reason (which speaks of it) is left out."""
+
     id: int
     kind: str
-    other_id: int
-    other_pseudonym: str
+    other_id: int | None
+    other_pseudonym: str | None
     outgoing: bool  # recorded on this record (True) or on the other one
-    reason: str  # empty when recorded on the other record: its reason is sealed under that record's key
+    reason: str  # empty when recorded on the other record (sealed under its key), or when it may not be opened
     at: datetime
 
 
@@ -79,7 +83,9 @@ class AnalysisView:
     notes: list[NoteEntry] = field(default_factory=list)  # oldest first
 
 
-def read_analysis(testimony: Any, key: OpenDataKey | None) -> AnalysisView:
+def read_analysis(testimony: Any, key: OpenDataKey | None,
+                  may_open: Callable[[Any], bool] = lambda _other: False) -> AnalysisView:
+    """The analysis of `testimony`; `may_open(other)` says whether the reader may open a linked record."""
     from intake.review.models import AnalystNote, Assessment, IdentifyingSpan, IncidentCoding, RecordLink
     from intake.testimonies.models import Testimony
 
@@ -96,16 +102,19 @@ def read_analysis(testimony: Any, key: OpenDataKey | None) -> AnalysisView:
             coding.id, coding.incident_id, coding.type, coding.month, coding.region,
             _text(open_value(coding, "reason", key=key)), coding.reviewer_id, coding.created_at))
     links = db.session.execute(
-        sa.select(RecordLink, Testimony.pseudonym)
+        sa.select(RecordLink, Testimony)
         .join(Testimony, Testimony.id == sa.case((RecordLink.testimony_id == testimony.id, RecordLink.other_id),
                                                  else_=RecordLink.testimony_id))
         .where(sa.or_(RecordLink.testimony_id == testimony.id, RecordLink.other_id == testimony.id),
                RecordLink.removed_at.is_(None))
         .order_by(RecordLink.id))
-    for found, pseudonym in links:
+    for found, other in links:
         outgoing = found.testimony_id == testimony.id
+        if not may_open(other):
+            view.links.append(LinkEntry(found.id, found.kind, None, None, outgoing, "", found.created_at))
+            continue
         view.links.append(LinkEntry(
-            found.id, found.kind, found.other_id if outgoing else found.testimony_id, pseudonym, outgoing,
+            found.id, found.kind, other.id, other.pseudonym, outgoing,
             _text(open_value(found, "reason", key=key)) if outgoing else "", found.created_at))
     view.spans = [SpanEntry(s.id, s.start, s.stop, s.kind, s.revision != testimony.revision)
                   for s in db.session.scalars(sa.select(IdentifyingSpan).where(

@@ -15,7 +15,7 @@ from typing import Any
 
 from werkzeug.exceptions import NotFound
 
-from intake.core.access import Part, Reason, refuse, require
+from intake.core.access import Part, Reason, latest_consent, medium_consented, refuse, require
 from intake.core.audit import AuditAction, record_event
 from intake.core.crypto.blobs import blob_store
 from intake.core.crypto.datakeys import open_data_key
@@ -69,6 +69,8 @@ def open_attachment(account: Any, testimony: Any, attachment: Any, *, config: An
     require(account, testimony, {Part.ATTACHMENTS}, config=config, purpose=purpose)
     if attachment.testimony_id != testimony.id:
         raise AttachmentNotInRecord()
+    if not medium_consented(latest_consent(testimony), attachment.medium, purpose=purpose):
+        refuse(account, testimony, Reason.MEDIUM_NOT_CONSENTED, asked={Part.ATTACHMENTS}, purpose=purpose)
     key = open_data_key(testimony.data_key)
     details = open_value(attachment, "details", key=key)
     if details is None or isinstance(details, Tombstone):
