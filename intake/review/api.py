@@ -32,9 +32,8 @@ from intake.core.limits import api_limit, limiter
 from intake.core.security import Permission, requires
 from intake.interviews.api import InterviewBlueprint
 from intake.review import operations as ops
-from intake.review.controllers import _page
 from intake.review.models import IdentifyingSpan, RecordLink
-from intake.review.queries import filtered, reviewable
+from intake.review.queries import queue_page
 from intake.review.schemas import (
     AssessmentRequestSchema,
     AssessmentSchema,
@@ -195,8 +194,8 @@ class Records(MethodView):
         """The records the caller may review, newest first, a page at a time, filtered by their clear
         classification only. Nothing is opened, so nothing is recorded."""
         chosen = {name: query.get(name) or None for name in FILTERS}
-        where = [reviewable(g.account, current_app.config["REVIEW_ASSIGNMENT_POLICY"]), *filtered(chosen)]
-        shown, more = _page(where, query.get("before"))
+        shown, more = queue_page(g.account, current_app.config["REVIEW_ASSIGNMENT_POLICY"], chosen,
+                                 query.get("before"))
         return {"records": _queue_json(shown), "next": shown[-1].id if more and shown else None}
 
 

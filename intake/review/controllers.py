@@ -51,10 +51,9 @@ from intake.review.forms import (
     SpanForm,
 )
 from intake.review.models import IdentifyingSpan, RecordLink
-from intake.review.queries import filtered, matching_incidents, page, reviewable
+from intake.review.queries import filtered, queue_page, reviewable
 from intake.testimonies.models import Attachment, Incident, Medium, Testimony
 
-PAGE_SIZE = 50
 PURPOSE = "review"
 PARTS = frozenset({Part.CONTENT, Part.ATTACHMENTS, Part.NOTES})
 
@@ -75,15 +74,6 @@ def page_helpers() -> dict[str, Any]:
             "place_name": place_name, "incident_type_name": incident_type_name, "region_labels": REGION_LABELS,
             "assessment_labels": ASSESSMENT_LABELS, "assessment_titles": ASSESSMENT_TITLES,
             "link_labels": LINK_LABELS, "span_labels": SPAN_LABELS}
-
-
-def _page(where: list[sa.ColumnElement[bool]], before: int | None,
-          matching: sa.Subquery | None = None) -> tuple[list[Testimony], bool]:
-    """Up to PAGE_SIZE records matching `where` (which holds the consent condition, see `reviewable`) and among
-    `matching` (see `matching_incidents`), newest first and older than `before`, in one query; and whether older
-    ones exist."""
-    found = list(db.session.scalars(page(where, before, PAGE_SIZE + 1, matching)))
-    return found[:PAGE_SIZE], len(found) > PAGE_SIZE
 
 
 def _entries(testimonies: list[Testimony]) -> list[QueueEntry]:
@@ -116,11 +106,8 @@ def queue() -> Any:
     form = QueueForm(formdata=request.args)
     if not form.validate():
         return render_template("review/queue.html", form=form, entries=None), 400
-    chosen = form.chosen()
-    matching = matching_incidents(chosen)
-    where = [reviewable(g.account, current_app.config["REVIEW_ASSIGNMENT_POLICY"]),
-             *filtered(chosen, incidents=matching is None)]
-    shown, more = _page(where, form.continue_from, matching)
+    shown, more = queue_page(g.account, current_app.config["REVIEW_ASSIGNMENT_POLICY"], form.chosen(),
+                             form.continue_from)
     return render_template(
         "review/queue.html", form=form, entries=_entries(shown),
         older_url=_queue_address(before=shown[-1].id) if more else None,

@@ -11,8 +11,10 @@ from intake.accounts.models import Account
 from intake.consents.operations import documentation_allowed_clause
 from intake.core.access.models import AccessGrant, Assignment
 from intake.core.crypto.models import DataKey
-from intake.core.db import utcnow
+from intake.core.db import db, utcnow
 from intake.testimonies.models import Incident, Testimony, TestimonyStatus
+
+PAGE_SIZE = 50  # records on a page of the reviewer's queue
 
 
 def _found(query: sa.Select[Any]) -> sa.ColumnElement[bool]:
@@ -96,3 +98,15 @@ def page(where: list[sa.ColumnElement[bool]], before: int | None, limit: int,
         if matching is not None:  # said of the subquery's column too, so that its index scan starts there
             query = query.where(matching.c.testimony_id < before)
     return query
+
+
+def queue_page(account: Account, policy: str, chosen: dict[str, str | None],
+               before: int | None) -> tuple[list[Testimony], bool]:
+    """One page of the reviewer's queue, for the pages and the API alike: up to PAGE_SIZE testimonies `account`
+    may review that match the filters `chosen`, newest first and older than `before`, in one query; and whether
+    older ones exist."""
+    size = PAGE_SIZE
+    matching = matching_incidents(chosen)
+    where = [reviewable(account, policy), *filtered(chosen, incidents=matching is None)]
+    found = list(db.session.scalars(page(where, before, size + 1, matching)))
+    return found[:size], len(found) > size

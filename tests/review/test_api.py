@@ -19,7 +19,7 @@ from intake.core.access import assignments as access
 from intake.core.audit.models import AuditEvent
 from intake.core.db import db
 from intake.interviews import operations as ops
-from intake.review import controllers
+from intake.review import queries
 from intake.review.models import AnalystNote, Assessment, IdentifyingSpan, IncidentCoding, RecordLink
 from intake.testimonies.models import Testimony as StoredTestimony
 from tests.conftest import TestUser
@@ -202,7 +202,7 @@ def test_the_queue_filters_on_the_interviewers_team(
 
 def test_the_queue_pages_newest_first_with_a_next_cursor(
         app: Flask, client: FlaskClient, people: dict[str, TestUser], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(controllers, "PAGE_SIZE", 2)
+    monkeypatch.setattr(queries, "PAGE_SIZE", 2)
     ids = [_assigned(app, people, key=c * 24) for c in "abc"]
     token = bearer(app, people["rafael"])
     first = client.get(RECORDS, headers=token).get_json()

@@ -16,7 +16,7 @@ from intake.core.access import assignments as access
 from intake.core.audit.models import AuditEvent
 from intake.core.db import db, utcnow
 from intake.interviews import operations as ops
-from intake.review import controllers
+from intake.review import queries
 from intake.testimonies.models import Testimony as StoredTestimony
 from tests.conftest import Auth, TestUser
 from tests.interviews import factories as f
@@ -104,7 +104,7 @@ def test_filters_narrow_the_queue_and_bad_values_are_refused(
 
 def test_the_queue_pages_by_id_newest_first(app: Flask, client: FlaskClient, auth: Auth,
                                            people: dict[str, TestUser], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(controllers, "PAGE_SIZE", 2)
+    monkeypatch.setattr(queries, "PAGE_SIZE", 2)
     ids = [_interview_of(app, people["amira"], f.incident(), key=c * 24) for c in "abc"]
     for testimony_id in ids:
         _assign(app, people, testimony_id)

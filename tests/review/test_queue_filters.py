@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 from intake.consents import operations as consents
 from intake.core.access import assignments as access
 from intake.core.db import db
-from intake.review import controllers
+from intake.review import queries
 from intake.testimonies.models import Testimony as StoredTestimony
 from tests.conftest import Auth, TestUser
 from tests.interviews import factories as f
@@ -66,7 +66,7 @@ def test_the_queue_filters_on_the_interviewers_team(app: Flask, client: FlaskCli
 def test_a_withdrawn_record_leaves_the_queue_without_shortening_the_page(
         app: Flask, client: FlaskClient, auth: Auth, people: dict[str, TestUser],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(controllers, "PAGE_SIZE", 2)
+    monkeypatch.setattr(queries, "PAGE_SIZE", 2)
     oldest, middle, newest, latest = (_assigned(app, people, "amira", c * 24) for c in "abcd")
     with app.app_context():
         for testimony_id, purposes in ((newest, []), (latest, ["documentation"]), (middle, ["advocacy"])):
