@@ -10,12 +10,10 @@ each field) stores nothing.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn
 
-import sqlalchemy as sa
 from flask import current_app, g
 from flask.views import MethodView
 from flask_babel import lazy_gettext as _l
@@ -33,7 +31,7 @@ from intake.core.security import Permission, requires
 from intake.interviews.api import InterviewBlueprint
 from intake.review import operations as ops
 from intake.review.models import IdentifyingSpan, RecordLink
-from intake.review.queries import queue_page
+from intake.review.queries import listed_classification, queue_page
 from intake.review.schemas import (
     AssessmentRequestSchema,
     AssessmentSchema,
@@ -49,7 +47,7 @@ from intake.review.schemas import (
     SpanRequestSchema,
     SpanSchema,
 )
-from intake.testimonies.models import Attachment, Incident, Testimony
+from intake.testimonies.models import Incident, Testimony
 
 PURPOSE = ops.PURPOSE
 # What a reviewer's reading of a record opens: what was told, the files' details, and the analysis.
@@ -166,18 +164,7 @@ def _record_json(view: RecordView) -> dict[str, Any]:
 def _queue_json(testimonies: list[Testimony]) -> list[dict[str, Any]]:
     """The clear classification of each listed record: its incident types (codes, in the order told) and how many
     files it has."""
-    ids = [t.id for t in testimonies]
-    types: dict[int, list[str]] = defaultdict(list)
-    counts: dict[int, int] = {}
-    if ids:
-        for testimony_id, kind in db.session.execute(
-                sa.select(Incident.testimony_id, Incident.type).where(Incident.testimony_id.in_(ids))
-                .order_by(Incident.id)):
-            if kind not in types[testimony_id]:
-                types[testimony_id].append(kind)
-        counts = {testimony_id: int(n) for testimony_id, n in db.session.execute(
-            sa.select(Attachment.testimony_id, sa.func.count(Attachment.id)).where(Attachment.testimony_id.in_(ids))
-            .group_by(Attachment.testimony_id))}
+    types, counts = listed_classification([t.id for t in testimonies])
     return [{"id": t.id, "pseudonym": t.pseudonym, "submitted_at": t.submitted_at, "language": t.language,
              "status": t.status, "incident_types": types[t.id], "attachments": counts.get(t.id, 0)}
             for t in testimonies]

@@ -3,7 +3,6 @@ open; a record is read through `open_record`, which decides, decrypts content an
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -51,7 +50,7 @@ from intake.review.forms import (
     SpanForm,
 )
 from intake.review.models import IdentifyingSpan, RecordLink
-from intake.review.queries import filtered, queue_page, reviewable
+from intake.review.queries import filtered, listed_classification, queue_page, reviewable
 from intake.testimonies.models import Attachment, Incident, Medium, Testimony
 
 PURPOSE = "review"
@@ -77,18 +76,7 @@ def page_helpers() -> dict[str, Any]:
 
 
 def _entries(testimonies: list[Testimony]) -> list[QueueEntry]:
-    ids = [t.id for t in testimonies]
-    types: dict[int, list[str]] = defaultdict(list)
-    counts: dict[int, int] = {}
-    if ids:
-        for testimony_id, kind in db.session.execute(
-                sa.select(Incident.testimony_id, Incident.type).where(Incident.testimony_id.in_(ids))
-                .order_by(Incident.id)):
-            if kind not in types[testimony_id]:
-                types[testimony_id].append(kind)
-        counts = dict(db.session.execute(
-            sa.select(Attachment.testimony_id, sa.func.count(Attachment.id)).where(Attachment.testimony_id.in_(ids))
-            .group_by(Attachment.testimony_id)).all())
+    types, counts = listed_classification([t.id for t in testimonies])
     return [QueueEntry(t.id, t.pseudonym, t.submitted_at, t.language, t.status,
                        [incident_type_name(k) for k in types[t.id]], counts.get(t.id, 0)) for t in testimonies]
 

@@ -12,7 +12,7 @@ from intake.consents.operations import documentation_allowed_clause
 from intake.core.access.models import AccessGrant, Assignment
 from intake.core.crypto.models import DataKey
 from intake.core.db import db, utcnow
-from intake.testimonies.models import Incident, Testimony, TestimonyStatus
+from intake.testimonies.models import Attachment, Incident, Testimony, TestimonyStatus
 
 PAGE_SIZE = 50  # records on a page of the reviewer's queue
 
@@ -110,3 +110,20 @@ def queue_page(account: Account, policy: str, chosen: dict[str, str | None],
     where = [reviewable(account, policy), *filtered(chosen, incidents=matching is None)]
     found = list(db.session.scalars(page(where, before, size + 1, matching)))
     return found[:size], len(found) > size
+
+
+def listed_classification(ids: list[int]) -> tuple[dict[int, list[str]], dict[int, int]]:
+    """For the listed testimonies `ids`: their incident types (codes, each once, in the order told) and how many
+    attachments each has."""
+    types: dict[int, list[str]] = {i: [] for i in ids}
+    counts: dict[int, int] = {}
+    if ids:
+        for testimony_id, kind in db.session.execute(
+                sa.select(Incident.testimony_id, Incident.type).where(Incident.testimony_id.in_(ids))
+                .order_by(Incident.id)):
+            if kind not in types[testimony_id]:
+                types[testimony_id].append(kind)
+        counts = {testimony_id: int(n) for testimony_id, n in db.session.execute(
+            sa.select(Attachment.testimony_id, sa.func.count(Attachment.id)).where(Attachment.testimony_id.in_(ids))
+            .group_by(Attachment.testimony_id))}
+    return types, counts
