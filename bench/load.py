@@ -129,6 +129,10 @@ def run_wrk(
             body_file = Path(workdir) / "body"
             body_file.write_text(request.body, encoding="utf-8")
             env["BENCH_BODY_FILE"] = str(body_file)
+        if request.paths:
+            paths_file = Path(workdir) / "paths"
+            paths_file.write_text("".join(f"{path}\n" for path in request.paths), encoding="utf-8")
+            env["BENCH_PATHS_FILE"] = str(paths_file)
         command = [
             wrk,
             "--threads",

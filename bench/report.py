@@ -27,6 +27,7 @@ class Row:
     app: LoadResult
     control: LoadResult
     targets: Targets | None = None
+    connections: int | None = None  # the scenario's own number of clients, when it is not the run's
 
     @property
     def ratio(self) -> float:
@@ -60,9 +61,15 @@ class Row:
         targets = self.targets
         if targets is None:
             return []
+        if self.connections is not None:
+            connections = self.connections
         checks: list[tuple[str, float, str, float, bool]] = []
         if targets.min_ratio is not None:
             checks.append(("ratio", round(self.ratio, 4), ">=", targets.min_ratio, self.ratio >= targets.min_ratio))
+        if targets.max_p95_ms is not None:
+            checks.append(
+                ("p95_ms", self.app.p95_ms, "<=", targets.max_p95_ms, self.app.p95_ms <= targets.max_p95_ms)
+            )
         if targets.max_p99_ms is not None:
             checks.append(
                 ("p99_ms", self.app.p99_ms, "<=", targets.max_p99_ms, self.app.p99_ms <= targets.max_p99_ms)
@@ -96,6 +103,7 @@ class Row:
             "request": self.request,
             "database": self.database,
             "ratio": round(self.ratio, 4),
+            "connections": self.connections,
             "flagged": self.flagged,
             "app": self.app.as_dict(),
             "control": self.control.as_dict(),
@@ -195,6 +203,7 @@ def describe_machine(*, wrk_version: str, postgres_version: str | None, project_
 COLUMNS = (
     "scenario",
     "database",
+    "clients",
     "req/s",
     "control req/s",
     "ratio",
@@ -206,10 +215,11 @@ COLUMNS = (
 )
 
 
-def _row_cells(row: Row) -> list[str]:
+def _row_cells(row: Row, connections: int | None = None) -> list[str]:
     return [
         row.scenario,
         row.database,
+        str(row.connections if row.connections is not None else (connections or "")),
         f"{row.app.requests_per_s:.0f}",
         f"{row.control.requests_per_s:.0f}",
         f"{row.ratio:.2f}",
@@ -221,11 +231,12 @@ def _row_cells(row: Row) -> list[str]:
     ]
 
 
-def render_table(rows: list[Row]) -> str:
-    """A Markdown table padded so that it also reads well in a terminal."""
-    body = [_row_cells(row) for row in rows]
+def render_table(rows: list[Row], connections: int | None = None) -> str:
+    """A Markdown table padded so that it also reads well in a terminal; ``connections`` is the run's number of
+    clients, shown for the rows that have none of their own."""
+    body = [_row_cells(row, connections) for row in rows]
     widths = [max(len(cells[i]) for cells in [list(COLUMNS), *body]) for i in range(len(COLUMNS))]
-    numeric = {2, 3, 4, 5, 6, 7, 8}
+    numeric = {2, 3, 4, 5, 6, 7, 8, 9}
 
     def line(cells: list[str]) -> str:
         padded = [
@@ -238,7 +249,7 @@ def render_table(rows: list[Row]) -> str:
 
 
 _RELATIONS = {">=": "≥", "<=": "≤"}
-_FIGURES = {"ratio": ("ratio", "{:.2f}", ""), "p99_ms": ("p99", "{:.1f}", " ms")}
+_FIGURES = {"ratio": ("ratio", "{:.2f}", ""), "p95_ms": ("p95", "{:.1f}", " ms"), "p99_ms": ("p99", "{:.1f}", " ms")}
 
 
 def render_targets(report: Report) -> list[str]:
@@ -268,7 +279,7 @@ def render_markdown(report: Report) -> str:
     lines = [
         f"# Benchmark {report.started_at.strftime('%Y-%m-%d %H:%M:%S UTC')}",
         "",
-        render_table(report.rows) if report.rows else "(no results)",
+        render_table(report.rows, report.settings.get("connections")) if report.rows else "(no results)",
         "",
         "ratio = req/s of the app ÷ req/s of the control (a bare Flask JSON endpoint, same gunicorn "
         "settings, measured just before in the same run). Latencies are the app's.",

@@ -15,6 +15,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 
@@ -32,7 +33,7 @@ from bench.instance import PROJECT_ROOT, Instance, InstanceError, base_environme
 from bench.load import WRK_INSTALL_HINT, LoadError, LoadSettings, find_wrk, measure, wrk_version
 from bench.report import RESULTS_DIR, Report, Row, describe_machine, render_markdown, usable_cores, utc_now
 from bench.report import write_results as write_result_files
-from bench.scenarios import DRY_RUN_SCENARIO, SCENARIOS, RenderedRequest, Scenario
+from bench.scenarios import DRY_RUN_SCENARIO, REVIEW_RECORDS, SCENARIOS, RenderedRequest, ReviewData, Scenario
 from bench.servers import GunicornServer, GunicornSettings, ServerError
 
 APP_SPEC = "app:app"
@@ -76,6 +77,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="run only this scenario (repeatable; default: all)",
     )
     parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    parser.add_argument(
+        "--review-records",
+        type=int,
+        default=REVIEW_RECORDS,
+        metavar="N",
+        help="submitted records stored for the review scenarios (default: %(default)s)",
+    )
     parser.add_argument("--duration", type=int, default=15, help="measured seconds per run (default: 15)")
     parser.add_argument(
         "--warmup", type=int, default=3, help="discarded warm-up seconds per run (default: 3)"
@@ -120,6 +128,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.threads < 1 or args.connections < args.threads:
         parser.error("--threads must be at least 1 and --connections at least --threads")
+    if args.review_records < 10:
+        parser.error("--review-records must be at least 10")
     if args.duration < 1 or args.warmup < 0 or args.workers < 1 or args.timeout < 1:
         parser.error("--duration, --workers and --timeout must be at least 1, --warmup at least 0")
     for item in args.env:
@@ -128,15 +138,28 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def select_scenarios(names: list[str] | None) -> tuple[Scenario, ...]:
-    """The scenarios named on the command line, in the order given, or all of them."""
+def select_scenarios(names: list[str] | None, review_records: int = REVIEW_RECORDS) -> tuple[Scenario, ...]:
+    """The scenarios named on the command line, in the order given, or all of them; the review scenarios with
+    ``review_records`` records stored."""
+    review = ReviewData(records=review_records)
+    known = tuple(
+        replace(scenario, setup=review) if isinstance(scenario.setup, ReviewData) else scenario
+        for scenario in SCENARIOS
+    )
     if not names:
-        return SCENARIOS
-    by_name = {scenario.name: scenario for scenario in SCENARIOS}
+        return known
+    by_name = {scenario.name: scenario for scenario in known}
     unknown = [name for name in names if name not in by_name]
     if unknown:
         raise SystemExit(f"unknown scenario(s): {', '.join(unknown)}; known: {', '.join(by_name)}")
     return tuple(by_name[name] for name in names)
+
+
+def scenario_load(scenario: Scenario, load: LoadSettings) -> LoadSettings:
+    """The run's load, at the scenario's own number of clients if it has one (wrk threads at most as many)."""
+    if scenario.connections is None:
+        return load
+    return replace(load, connections=scenario.connections, threads=min(load.threads, scenario.connections))
 
 
 def choose_databases(choice: str | None, postgres_url: str, notes: list[str]) -> tuple[list[str], str | None]:
@@ -204,18 +227,21 @@ def bench_database(
         )
         run_seconds = load.warmup + load.duration
         for scenario in scenarios:
-            progress(f"{database}/{scenario.name}: control, {run_seconds}s")
-            control_result = measure(wrk, control.base_url, CONTROL_REQUEST, load)
-            progress(f"{database}/{scenario.name}: app, {run_seconds}s")
-            app_result = measure(wrk, app.base_url, requests[scenario.name], load)
+            own = scenario_load(scenario, load)
+            clients = f", {own.connections} clients" if scenario.connections is not None else ""
+            progress(f"{database}/{scenario.name}: control, {run_seconds}s{clients}")
+            control_result = measure(wrk, control.base_url, CONTROL_REQUEST, own)
+            progress(f"{database}/{scenario.name}: app, {run_seconds}s{clients}")
+            app_result = measure(wrk, app.base_url, requests[scenario.name], own)
             rows.append(
                 Row(
                     scenario=scenario.name,
-                    request=f"{scenario.method} {scenario.path}",
+                    request=scenario.request_label,
                     database=database,
                     app=app_result,
                     control=control_result,
                     targets=scenario.targets,
+                    connections=scenario.connections,
                 )
             )
             if "429" in app_result.statuses:
@@ -225,7 +251,7 @@ def bench_database(
 
 def run_benchmark(args: argparse.Namespace, report: Report, wrk: str, databases: Sequence[str]) -> None:
     """Start the control, then measure every database in turn, appending rows to ``report``."""
-    scenarios = (DRY_RUN_SCENARIO,) if args.dry_run else select_scenarios(args.scenarios)
+    scenarios = (DRY_RUN_SCENARIO,) if args.dry_run else select_scenarios(args.scenarios, args.review_records)
     extra_env = dict(item.split("=", 1) for item in args.env)
     gunicorn = GunicornSettings(workers=args.workers, worker_class=args.worker_class)
     load = LoadSettings(
@@ -272,7 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.list:
         for scenario in SCENARIOS:
-            print(f"{scenario.name:20} {scenario.method} {scenario.path}  — {scenario.description}")
+            print(f"{scenario.name:20} {scenario.request_label}  — {scenario.description}")
         return EXIT_OK
     wrk = find_wrk()
     if wrk is None:
