@@ -16,7 +16,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from consent import scripts
 from intake.core import gazetteer, vocabulary
-from intake.interviews.schemas import Strict, Text, Whole
+from intake.interviews.schemas import IncidentRecordSchema, Strict, Text, Whole
 from intake.review.forms import CHOOSE_LISTED, MONTH, STATUSES, teams
 from intake.review.models import AssessmentKind, LinkKind, SpanKind
 
@@ -179,20 +179,10 @@ class AnalysisSchema(Schema):
     notes = fields.List(fields.Nested(NoteSchema), metadata={"description": "Oldest first."})
 
 
-class ReviewIncidentSchema(Schema):
-    """An incident as the source told it, and the reviewers' codings of it (newest first), kept apart."""
+class ReviewIncidentSchema(IncidentRecordSchema):
+    """An incident as the source told it (as the interviewer's API gives it), and the reviewers' codings of it
+    (newest first), kept apart."""
 
-    id = fields.Integer(required=True)
-    type = fields.String(required=True)
-    month = fields.String(allow_none=True)
-    region = fields.String(allow_none=True)
-    description = fields.String()
-    date = fields.Dict(allow_none=True)
-    place = fields.Dict(allow_none=True)
-    victims = fields.Dict(allow_none=True)
-    perpetrators = fields.List(fields.Dict(), allow_none=True)
-    source_relation = fields.String(allow_none=True)
-    declined = fields.List(fields.String(), metadata={"description": "Questions about it the person declined."})
     codings = fields.List(fields.Nested(CodingSchema))
 
 
