@@ -84,6 +84,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("REVIEW_ASSIGNMENT_POLICY", "choice", "assigned",
             "Which submitted testimonies a reviewer may open: `assigned` (those assigned or granted to them) or "
             "`team` (also every one recorded by their team).", choices=("assigned", "team")),
+    Setting("EXPORT_PATH", "path", "",
+            "Folder where built case files wait to be downloaded (encrypted to their recipient). Empty means "
+            "`<instance>/exports`."),
+    Setting("EXPORT_KEEP_HOURS", "int", 72,
+            "How long a built case file can be downloaded; then it is deleted.", minimum=1, maximum=720),
+    Setting("EXPORT_RUNNER", "choice", "thread",
+            "How case files are built: `thread` (in the background of the web process that was asked), `worker` "
+            "(by `intake export work`, run as a service of its own) or `inline` (before the answer; for tests and "
+            "small deployments).", choices=("thread", "worker", "inline")),
     Setting("PSEUDONYM_PREFIX", "str", "KB",
             "Letters (1 to 4, A to Z) that begin every pseudonym code, e.g. `KB-7F3Q-2K`."),
     Setting("AUDIT_ORIGIN", "str", "intake.invalid/audit",

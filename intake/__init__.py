@@ -158,8 +158,11 @@ def _register_blueprints(app: Flask) -> None:
     from intake.admin.blueprint import bp as admin_bp
     from intake.api import init_api
     from intake.audit.blueprint import bp as audit_bp
+    from intake.cases.blueprint import bp as cases_bp
+    from intake.exports.blueprint import bp as exports_bp
     from intake.home.blueprint import bp as home_bp
     from intake.interviews.blueprint import bp as interviews_bp
+    from intake.recipients.blueprint import bp as recipients_bp
     from intake.review.blueprint import bp as review_bp
     from intake.withdrawals.blueprint import bp as withdrawals_bp
 
@@ -170,4 +173,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(interviews_bp)
     app.register_blueprint(review_bp)
     app.register_blueprint(withdrawals_bp)
+    app.register_blueprint(recipients_bp)
+    app.register_blueprint(cases_bp)
+    app.register_blueprint(exports_bp)
     init_api(app, csrf)

@@ -49,6 +49,7 @@ class Permission(enum.StrEnum):
 
     OWN_ACCOUNT = "own_account"  # every signed-in person: their profile, password, tokens, sign-out
     MANAGE_ACCOUNTS = "manage_accounts"  # list, invite, change roles, deactivate, reset two-factor
+    MANAGE_RECIPIENTS = "manage_recipients"  # register the organisations case files go to, and their keys
     RECORD_INTERVIEWS = "record_interviews"
     REVIEW_RECORDS = "review_records"
     BUILD_CASE_FILES = "build_case_files"
@@ -62,7 +63,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.LEGAL: frozenset({Permission.OWN_ACCOUNT, Permission.BUILD_CASE_FILES}),
     Role.COORDINATOR: frozenset({Permission.OWN_ACCOUNT, Permission.COORDINATE}),
     Role.AUDITOR: frozenset({Permission.OWN_ACCOUNT, Permission.READ_AUDIT_LOG}),
-    Role.ADMIN: frozenset({Permission.OWN_ACCOUNT, Permission.MANAGE_ACCOUNTS}),
+    Role.ADMIN: frozenset({Permission.OWN_ACCOUNT, Permission.MANAGE_ACCOUNTS, Permission.MANAGE_RECIPIENTS}),
 }
 
 # Combinations an account may hold. Admin and auditor stand alone (they hold no content rights and must not

@@ -551,7 +551,8 @@ CONTENT_PERMISSIONS = frozenset({Permission.RECORD_INTERVIEWS, Permission.REVIEW
 
 
 def test_admins_hold_no_content_permissions_and_cannot_gain_any() -> None:
-    assert ROLE_PERMISSIONS[Role.ADMIN] == {Permission.OWN_ACCOUNT, Permission.MANAGE_ACCOUNTS}
+    assert ROLE_PERMISSIONS[Role.ADMIN] == {Permission.OWN_ACCOUNT, Permission.MANAGE_ACCOUNTS,
+                                        Permission.MANAGE_RECIPIENTS}
     assert not ROLE_PERMISSIONS[Role.ADMIN] & CONTENT_PERMISSIONS
     assert not ROLE_PERMISSIONS[Role.AUDITOR] & CONTENT_PERMISSIONS
     assert all(Role.ADMIN not in combination for combination in COMPATIBLE_ROLE_SETS)

@@ -160,7 +160,7 @@ def template_files() -> list[Path]:
 
 # Documents meant to be saved and read offline, which cannot load the site's stylesheet: each carries one fixed
 # `<style>` whose hash the response's Content-Security-Policy (and the document's own) names, and nothing else.
-STANDALONE_DOCUMENTS = {"withdrawals/survivor_copy.html"}
+STANDALONE_DOCUMENTS = {"withdrawals/survivor_copy.html", "exports/record.html"}
 
 
 @pytest.mark.parametrize("path", template_files(), ids=lambda p: str(p.relative_to(TEMPLATES)))

@@ -11,6 +11,8 @@ Who may open what:
 - a reviewer, the content, attachments and analysis (never the identity nor the consent's particulars) of a
   submitted testimony assigned or granted to them, or recorded by their team when `REVIEW_ASSIGNMENT_POLICY` is
   `team`;
+- a member of a legal team's case, the content and attachments (never the identity, the consent's particulars nor
+  the analysis) of the submitted testimonies in that case whose consent permits at least one legal purpose;
 - a coordinator, with a written reason, the identity alone to re-identify the person, or everything the person
   gave (not the analysis) to answer their request for a copy of their own data.
 Each only as long as the consent to documentation stands, except the survivor's copy; never after erasure.
@@ -60,6 +62,8 @@ class Reason(enum.StrEnum):
     NOT_ASSIGNED = "not_assigned"
     NO_REASON = "no_reason"
     MEDIUM_NOT_CONSENTED = "medium_not_consented"
+    NOT_IN_CASE = "not_in_case"
+    NO_LEGAL_PURPOSE = "no_legal_purpose"
 
 
 @dataclass(frozen=True)
@@ -78,11 +82,16 @@ REFUSALS: dict[Reason, Any] = {
                              "if something must be corrected."),
     Reason.NOT_SUBMITTED: _l("This interview has not been submitted yet."),
     Reason.NOT_ASSIGNED: _l("This record is not assigned to you. Ask a coordinator if you need it for your work."),
+    Reason.NOT_IN_CASE: _l("This record is not in any case you are a member of."),
+    Reason.NO_LEGAL_PURPOSE: _l("The person's consent no longer permits any legal use of this record."),
     Reason.NO_REASON: _l("Write down why you need to open this record."),
     Reason.MEDIUM_NOT_CONSENTED: _l("The person's consent no longer covers this kind of file."),
 }
 # What a reviewer may ever open: never who the person is, nor the consent's particulars.
 REVIEWER_PARTS = frozenset({Part.CONTENT, Part.ATTACHMENTS, Part.NOTES})
+# What a member of a case may open of its records in the service: who the person is goes only into an export, at
+# the disclosure their consent gave the recipient.
+LEGAL_PARTS = frozenset({Part.CONTENT, Part.ATTACHMENTS})
 
 
 class CoordinatorPurpose(enum.StrEnum):
@@ -195,6 +204,8 @@ def decide(account: Any, testimony: Any, wanted: Iterable[Part], *, config: Any,
         return _decide_for_coordinator(account, testimony, asked, purpose)
     if account is not None and account.has_permission(Permission.REVIEW_RECORDS):
         return _decide_for_reviewer(account, testimony, asked, config=config)
+    if account is not None and account.has_permission(Permission.BUILD_CASE_FILES):
+        return _decide_for_legal(account, testimony, asked)
     if account is None or not account.has_permission(Permission.RECORD_INTERVIEWS):
         return AccessDecision(False, frozenset(), Reason.NO_PERMISSION)
     if testimony.interviewer_id != account.id:
@@ -248,6 +259,27 @@ def _decide_for_reviewer(account: Any, testimony: Any, asked: frozenset[Part], *
     if not documentation_allowed(testimony.id).allowed:
         return AccessDecision(False, frozenset(), Reason.CONSENT_WITHDRAWN)
     parts = asked & REVIEWER_PARTS
+    if not parts:
+        return AccessDecision(False, frozenset(), Reason.NO_PERMISSION)
+    return AccessDecision(True, parts, Reason.ALLOWED)
+
+
+def _decide_for_legal(account: Any, testimony: Any, asked: frozenset[Part]) -> AccessDecision:
+    """A legal team's member opens the content and attachments of submitted testimonies in one of their cases, as
+    long as the consent permits documentation and at least one legal purpose; never an identity."""
+    from intake.cases.operations import in_members_case, legal_use_allowed
+    from intake.testimonies.models import TestimonyStatus
+
+    # As for reviewers, membership comes first: a legal officer learns nothing of records outside their cases.
+    if not in_members_case(account, testimony.id):
+        return AccessDecision(False, frozenset(), Reason.NOT_IN_CASE)
+    if testimony.data_key.destroyed_at is not None:
+        return AccessDecision(False, frozenset(), Reason.ERASED)
+    if testimony.status == TestimonyStatus.DRAFT:
+        return AccessDecision(False, frozenset(), Reason.NOT_SUBMITTED)
+    if not legal_use_allowed(testimony.id):
+        return AccessDecision(False, frozenset(), Reason.NO_LEGAL_PURPOSE)
+    parts = asked & LEGAL_PARTS
     if not parts:
         return AccessDecision(False, frozenset(), Reason.NO_PERMISSION)
     return AccessDecision(True, parts, Reason.ALLOWED)

@@ -68,6 +68,14 @@ class AuditAction(enum.StrEnum):
     RECORD_UNASSIGNED = "record_unassigned"
     ACCESS_GRANTED = "access_granted"
     ACCESS_REVOKED = "access_revoked"
+    RECIPIENT_REGISTERED = "recipient_registered"
+    RECIPIENT_CHANGED = "recipient_changed"  # details name the fields changed, never their values
+    CASE_CREATED = "case_created"
+    CASE_MEMBER_ADDED = "case_member_added"
+    CASE_MEMBER_REMOVED = "case_member_removed"
+    CASE_RECORD_ADDED = "case_record_added"
+    CASE_RECORD_REMOVED = "case_record_removed"
+    EXPORT_REQUESTED = "export_requested"  # a share: the recipient and the records the build will read
     EXPORT_BUILT = "export_built"
     EXPORT_DOWNLOADED = "export_downloaded"
     EXPORT_CANCELLED = "export_cancelled"

@@ -1,0 +1,5 @@
+"""URL rules of the cases pages."""
+
+from flask import Blueprint
+
+bp = Blueprint("cases", __name__)
