@@ -299,7 +299,8 @@ def record_withdrawal(testimony: Any, *, purposes: Iterable[str], received_how: 
     """Record that consent is withdrawn for `purposes` (none: for everything), from now on.
 
     With `erasure`, the person's identity and the testimony's key are shredded in the same transaction: the
-    testimony remains a tombstone with its coarse classification, and the audit trail stays.
+    testimony remains a tombstone with its coarse classification, and the audit trail stays. Exports not yet
+    downloaded that the record may no longer go into are cancelled in the same transaction.
     """
     from intake.identities.models import Person
     from intake.identities.operations import shred_identity
@@ -322,6 +323,10 @@ def record_withdrawal(testimony: Any, *, purposes: Iterable[str], received_how: 
     forget_decisions()
     record_event(AuditAction.CONSENT_WITHDRAWN, actor=actor, target_type="testimony", target_ids=[testimony.id],
                  details=withdrawal.described())
+    # Case files not yet downloaded that the record may no longer go into are cancelled at once.
+    from intake.exports.operations import cancel_for_withdrawal
+
+    cancel_for_withdrawal(testimony, actor=actor, config=config)
     if erasure:
         if testimony.data_key.destroyed_at is None:  # erased before: the first shredding stands as it was
             shred_testimony(testimony, reason="the person asked for their data to be erased", actor=actor,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -101,3 +102,108 @@ def test_a_case_file_holds_the_permitted_records_signed_and_checksummed(export_a
                                 [bytes.fromhex(h) for h in proofs[event["seq"]]], root)
     assert "export_requested" in custody["access_summary"]
     assert b"<script" not in files["records/record-00001/testimony.html"]
+
+
+def test_a_withdrawal_after_the_build_cancels_the_download(export_app: Flask) -> None:
+    from intake.accounts.models import Account
+    from intake.core.db import db
+    from intake.exports import operations as exports
+    from intake.exports.models import Export
+    from intake.testimonies.models import Testimony
+    from intake.withdrawals import withdraw
+
+    interviewer, legal, admin = _users(export_app)
+    secret, public = age_identity()
+    testimony_id = planted_interview(export_app, _User(interviewer))
+    recipient = register_recipient(export_app, admin, public_keys=[public])
+    case = make_case(export_app, legal, [testimony_id])
+    export_id, state = build_export(export_app, legal, case, recipient, "un_mechanisms")
+    assert state == "ready"
+    with export_app.app_context():
+        export = db.session.get(Export, export_id)
+        assert export is not None
+        path = exports.bundle_path(export_app.config, export)
+        assert path.is_file()
+        withdraw(db.session.get(Testimony, testimony_id), purposes=["un_mechanisms"], received_how="in_person",
+                 erasure=False, actor=db.session.get(Account, interviewer), config=export_app.config)
+        db.session.commit()
+    with export_app.app_context():
+        export = db.session.get(Export, export_id)
+        assert export is not None and export.status == "cancelled" and export.cancel_reason == "consent_withdrawn"
+        assert not path.exists()
+        with pytest.raises(exports.NotDownloadable):
+            exports.open_download(export, actor=db.session.get(Account, legal), config=export_app.config)
+
+
+def _rebuilt(files: dict[str, bytes], public: str) -> bytes:
+    """The bundle re-encrypted to the recipient's public key, as anyone holding that key could."""
+    import io
+    import tarfile
+
+    import pyrage
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return pyrage.encrypt(buffer.getvalue(), [pyrage.x25519.Recipient.from_str(public)])
+
+
+def test_verify_accepts_the_bundle_and_catches_any_change(export_app: Flask, tmp_path: Path) -> None:
+    from intake.core.db import db
+    from intake.exports.models import Export
+    from intake.exports.operations import bundle_path
+    from intake.exports.signing import public_key
+    from intake.exports.verify import verify_bundle
+
+    interviewer, legal, admin = _users(export_app)
+    secret, public = age_identity()
+    testimony_id = planted_interview(export_app, _User(interviewer))
+    recipient = register_recipient(export_app, admin, public_keys=[public])
+    export_id, state = build_export(export_app, legal, make_case(export_app, legal, [testimony_id]), recipient,
+                                    "un_mechanisms")
+    assert state == "ready"
+    with export_app.app_context():
+        export = db.session.get(Export, export_id)
+        assert export is not None
+        path = bundle_path(export_app.config, export)
+        key = public_key(export_app.extensions["intake.keyring"])
+    report = verify_bundle(path, [secret], public_key=key)
+    assert report.ok, report.findings
+    # A byte changed in transit: age refuses it.
+    damaged = bytearray(path.read_bytes())
+    damaged[len(damaged) // 2] ^= 1
+    (tmp_path / "damaged.age").write_bytes(bytes(damaged))
+    assert not verify_bundle(tmp_path / "damaged.age", [secret], public_key=key).ok
+    # A record changed and re-encrypted to the recipient: the checksums and signatures refuse it.
+    files = bundle_files(export_app, export_id, secret)
+    changed = dict(files)
+    name = "records/record-00001/testimony.json"
+    changed[name] = files[name].replace(b'"anonymous"', b'"public"', 1)
+    (tmp_path / "changed.age").write_bytes(_rebuilt(changed, public))
+    report = verify_bundle(tmp_path / "changed.age", [secret], public_key=key)
+    assert not report.ok and any("do not match" in text for good, text in report.findings if not good)
+    # The manifest rewritten to match the changed file: its signature no longer verifies.
+    manifest = json.loads(files["manifest.json"])
+    for entry in manifest["files"]:
+        if entry["path"] == name:
+            entry["sha256"] = hashlib.sha256(changed[name]).hexdigest()
+            entry["size"] = len(changed[name])
+    changed["manifest.json"] = json.dumps(manifest).encode()
+    (tmp_path / "resigned.age").write_bytes(_rebuilt(changed, public))
+    report = verify_bundle(tmp_path / "resigned.age", [secret], public_key=key)
+    assert any(not good and text.startswith("signature of manifest.json") for good, text in report.findings)
+    # A custody event's entry altered: its hash no longer matches, so its proof fails.
+    custody_name = "records/record-00001/custody.json"
+    custody = json.loads(files[custody_name])
+    custody["events"][0]["entry"] = custody["events"][0]["entry"].replace("testimony", "testimonY", 1)
+    forged = dict(files)
+    forged[custody_name] = json.dumps(custody).encode()
+    (tmp_path / "custody.age").write_bytes(_rebuilt(forged, public))
+    report = verify_bundle(tmp_path / "custody.age", [secret], public_key=key)
+    assert any(not good and "custody events fail" in text for good, text in report.findings)
+    # The wrong identity cannot open it at all.
+    other_secret, _ = age_identity()
+    assert not verify_bundle(path, [other_secret], public_key=key).ok
