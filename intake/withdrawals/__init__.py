@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -85,6 +85,8 @@ class RecordSummary:
     consents: list[ConsentSummary]
     withdrawals: list[WithdrawalSummary]
     exports: list[ExportMention]
+    # Recipients who downloaded a case file holding the record: they have to be told of a withdrawal.
+    delivered: list[Any] = field(default_factory=list)
 
     @property
     def erased(self) -> bool:
@@ -121,6 +123,8 @@ def export_events(testimony_id: int) -> list[AuditEvent]:
 
 
 def summarise(testimony: Testimony, *, with_exports: bool = True) -> RecordSummary:
+    from intake.exports.operations import shared_with
+
     consents = list(db.session.scalars(sa.select(ConsentRecord).where(ConsentRecord.testimony_id == testimony.id)
                                        .order_by(ConsentRecord.number)))
     withdrawals = withdrawals_of(testimony.id)
@@ -141,6 +145,7 @@ def summarise(testimony: Testimony, *, with_exports: bool = True) -> RecordSumma
                                        name(w.recorded_by_id)) for w in withdrawals],
         exports=[ExportMention(e.seq, e.occurred_at, e.action, name(e.actor_id), dict(e.details or {}))
                  for e in exports],
+        delivered=shared_with(testimony.id) if with_exports else [],
     )
 
 
