@@ -2,8 +2,9 @@
 an encrypted field or an attachment can be found.
 
 Unique sentinel strings go into every field of the encrypted-field inventory, into attachments in both stores, into
-every field of an interview left as a draft and into an upload spooled by a request; then the SQLite file with its
-WAL, a `pg_dump` of the PostgreSQL database, the instance folder (blobs included), the temporary directory and every
+every field of an interview left as a draft, into an upload spooled by a request, and into a record built into a case
+file (identity included); then the SQLite file with its WAL, a `pg_dump` of the PostgreSQL database, the instance
+folder (blobs and waiting case files included), the temporary directory and every
 log line are searched for them in the encodings a dump or a careless copy would use (UTF-8, UTF-16, hex, base64). A
 sentinel planted in a field that is clear by design is found by the same search, which shows the search can see.
 """
@@ -18,6 +19,7 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +139,7 @@ def plant(app: Flask, sentinels: dict[str, str], totp_clock: TotpClock) -> dict[
         db.session.commit()
         plant_analysis(app, sentinels)
         db.session.commit()
+        plant_export(app, sentinels)
         planted.update(totp=sentinels["totp"], storages={in_database.storage, in_files.storage},
                        pseudonym=person.pseudonym, draft_pseudonym=draft.pseudonym)
         # The values really are there, behind the keys.
@@ -202,9 +205,44 @@ def plant_analysis(app: Flask, sentinels: dict[str, str]) -> None:
     review_ops.add_note(record, sentinels["analyst_note"], actor=reviewer, config=app.config)
 
 
+def plant_export(app: Flask, sentinels: dict[str, str]) -> None:
+    """A record whose consent lets its identity go to a UN mechanism, built into a case file that waits to be
+    downloaded: the bundle on disk is encrypted to the recipient, and nothing of it is left elsewhere."""
+    import pyrage
+
+    from intake.cases import operations as case_ops
+    from intake.exports import operations as export_ops
+    from intake.exports.runner import run
+    from intake.recipients.operations import RecipientInput, register
+
+    interviewer = db.session.scalars(sa.select(Account).where(Account.username == "amira")).one()
+    legal = account_ops.create_account(username="lilit", roles=["legal"], password=PASSWORD)
+    admin = account_ops.create_account(username="aram", roles=["admin"], password=PASSWORD)
+    record = interview_ops.start_interview(
+        factories.readiness(), factories.consent(grants={"documentation": "confidential",
+                                                         "un_mechanisms": "confidential"}),
+        actor=interviewer, config=app.config)
+    interview_ops.save_person(record, interview_ops.PersonInput(name=sentinels["export_name"], birth_year=1975),
+                              actor=interviewer, config=app.config)
+    interview_ops.save_narrative(record, sentinels["export_narrative"], declined=False, actor=interviewer,
+                                 config=app.config)
+    interview_ops.save_referral(record, factories.referral(), actor=interviewer, config=app.config)
+    interview_ops.submit(record, idempotency_key="sentinel-export-record", actor=interviewer, config=app.config)
+    recipient = register(RecipientInput(
+        key="un-iiim", name="UN mechanism", category="un_mechanism", country=None, is_authority=False,
+        agreement_reference="AGR-1", agreement_date=date(2024, 1, 15), contact="desk@example.org",
+        age_recipients=[str(pyrage.x25519.Identity.generate().to_public())]), actor=admin)
+    case = case_ops.create_case("LC-SENTINEL", "Sentinel case", recipient=recipient, actor=legal)
+    case_ops.add_testimony(case, record, actor=legal)
+    export = export_ops.request_export(case, recipient, "un_mechanisms", actor=legal)
+    db.session.commit()
+    assert run(app, export.id) == "ready"
+
+
 @pytest.fixture
 def scanning_app(make_app: Callable[..., Flask], tmp_path: Path) -> Flask:
-    return make_app(MAX_REQUEST_BYTES=4 * 1024 * 1024, BLOB_PATH=str(tmp_path / "instance" / "blobs"))
+    return make_app(MAX_REQUEST_BYTES=4 * 1024 * 1024, BLOB_PATH=str(tmp_path / "instance" / "blobs"),
+                    EXPORT_RUNNER="inline")
 
 
 def test_an_attacker_with_the_database_and_the_disk_finds_no_sealed_value(
@@ -237,6 +275,8 @@ def test_an_attacker_with_the_database_and_the_disk_finds_no_sealed_value(
         "coding_reason": f"coding-reason-sentinel-{tag}",
         "link_reason": f"link-reason-sentinel-{tag}",
         "analyst_note": f"Заметка analyst-note-sentinel-{tag}",
+        "export_name": f"Экспорт export-name-sentinel-{tag}",
+        "export_narrative": f"Արտահանում export-narrative-sentinel-{tag}",
         "totp": pyotp.random_base32(),
     }
     planted = plant(scanning_app, sentinels, totp_clock)
@@ -261,6 +301,7 @@ def test_an_attacker_with_the_database_and_the_disk_finds_no_sealed_value(
     instance = tmp_path / "instance"
     blob_files = files_under(instance / "blobs")
     assert blob_files, "the files store wrote nothing"
+    assert [p.name for p in files_under(instance / "exports")][0].endswith(".tar.age"), "no case file waits"
     for path in files_under(instance) + files_under(scratch_tempdir):
         exhibits[str(path.relative_to(tmp_path))] = path.read_bytes()
     exhibits["logs"] = "\n".join(every_log_line.lines).encode("utf-8")
