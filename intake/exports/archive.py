@@ -3,16 +3,21 @@
 A recipient needs only the standard tools: ``age -d -i key.txt bundle.tar.age | tar -x``. The tar stream (POSIX
 pax format; plain ustar headers wherever a name fits) is produced member by member, and pyrage encrypts it as it
 is produced, so memory stays bounded whatever the size of the bundle: the archive never exists in memory or in
-clear on disk, and nothing is read ahead beyond the current chunk.
+clear on disk.
 
 `pyrage.encrypt_io` pulls its input: it calls ``read(8192)`` on the reader until that returns ``b""``, encrypting
-and writing 64 KiB age chunks as it goes. Two ways of feeding it are offered:
+and writing 64 KiB age chunks as it goes (and holding the GIL while it encrypts). Two ways of feeding it:
 
 - `write_archive` (pull, one thread): the members come from an iterable (typically a generator), and the tar
-  stream is generated from them while pyrage reads. This is the fastest: nothing crosses a thread.
+  stream is generated from them while pyrage reads. The fastest: nothing crosses a thread.
 - `ArchiveWriter` (push): ``add_file`` and ``add_bytes`` called one after the other, as a context manager.
   Encryption runs in a worker thread that reads from a bounded in-memory pipe (at most `PIPE_BYTES` plus one chunk
-  waiting), so a slow output blocks the producer instead of filling memory.
+  waiting), so a slow output blocks the producer instead of filling memory. The hand-over costs a little; it
+  gains no parallelism, since pyrage keeps the GIL.
+
+Small pieces (headers, padding, small files) are gathered into chunks of `GATHER` bytes on the way, so that many
+small files cost few calls. Most of the time beyond age's own goes into the two SHA-256 digests (of each file, and
+of the encrypted output).
 
 Both record each member's name, size and SHA-256 as it passes (`FileEntry`), so a manifest can be written last,
 and both report the size and SHA-256 of the encrypted output. If anything fails half-way the output is incomplete
@@ -32,10 +37,10 @@ import threading
 import time
 import unicodedata
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import IO, BinaryIO, cast
+from typing import IO, BinaryIO, Protocol, cast
 
 import pyrage
 from pyrage import x25519
@@ -49,6 +54,7 @@ __all__ = [
     "InvalidIdentity",
     "InvalidRecipient",
     "Member",
+    "Output",
     "SizeMismatch",
     "UnsafeName",
     "iter_archive",
@@ -61,10 +67,19 @@ __all__ = [
 BLOCK = tarfile.BLOCKSIZE
 PIPE_BYTES = 1024 * 1024
 READ_CHUNK = 64 * 1024
+GATHER = 64 * 1024  # small pieces (headers, padding, small files) are gathered into chunks of about this size
 MAX_NAME_BYTES = 1024
 MAX_COMPONENT_BYTES = 255
 FILE_MODE = 0o644
 Chunk = bytes | bytearray | memoryview
+
+
+class Output(Protocol):
+    """Where an archive is written: a binary file, or anything with ``write`` and ``flush`` like one."""
+
+    def write(self, data: bytes, /) -> int | None: ...
+
+    def flush(self) -> None: ...
 
 
 class InvalidRecipient(ValueError):
@@ -195,7 +210,7 @@ class Member:
 
     @classmethod
     def from_bytes(cls, name: str, data: Chunk, mtime: int | None = None) -> Member:
-        return cls(name=name, size=len(data), chunks=(data,), mtime=mtime)
+        return cls(name=name, size=memoryview(data).nbytes, chunks=(data,), mtime=mtime)
 
 
 @dataclass(frozen=True)
@@ -264,6 +279,31 @@ class _TarStream:
         return bytes(2 * BLOCK)
 
 
+class _Gatherer:
+    """Gathers small pieces into chunks of at least `GATHER` bytes; larger pieces pass through as they are.
+
+    Fewer, larger chunks mean fewer calls from pyrage into Python and fewer hand-overs between threads.
+    """
+
+    def __init__(self) -> None:
+        self._pending = bytearray()
+
+    def add(self, piece: bytes) -> Iterator[bytes]:
+        if len(piece) >= GATHER:
+            yield from self.flush()
+            yield piece
+            return
+        self._pending += piece
+        if len(self._pending) >= GATHER:
+            yield from self.flush()
+
+    def flush(self) -> Iterator[bytes]:
+        if self._pending:
+            chunk = bytes(self._pending)
+            self._pending.clear()
+            yield chunk
+
+
 class _ChunkReader(io.BufferedIOBase):
     """A readable stream over an iterator of non-empty byte chunks, as pyrage and tarfile pull it.
 
@@ -308,7 +348,7 @@ class _ChunkReader(io.BufferedIOBase):
 class _HashingWriter(io.BufferedIOBase):
     """Passes writes on to `out`, counting and hashing them; keeps `out`'s own error to re-raise it."""
 
-    def __init__(self, out: BinaryIO) -> None:
+    def __init__(self, out: Output) -> None:
         super().__init__()
         self._out = out
         self._digest = hashlib.sha256()
@@ -323,12 +363,12 @@ class _HashingWriter(io.BufferedIOBase):
         try:
             written = self._out.write(data)
             if written is not None and written < len(data):  # a raw stream may write part of it
-                view = memoryview(data)[written:]
-                while view:
-                    more = self._out.write(view)
+                rest = data[written:]
+                while rest:
+                    more = self._out.write(rest)
                     if not more:
                         raise OSError("the archive output stopped accepting data")
-                    view = view[more:]
+                    rest = rest[more:]
         except BaseException as exc:
             self.error = exc
             raise
@@ -370,7 +410,7 @@ def _encrypt(reader: _ChunkReader, writer: _HashingWriter, recipients: list[x255
 Members = Iterable[Member] | Callable[[Sequence[FileEntry]], Iterable[Member]]
 
 
-def write_archive(out: BinaryIO, recipients: Sequence[str], members: Members, *,
+def write_archive(out: Output, recipients: Sequence[str], members: Members, *,
                   mtime: int | None = None) -> ArchiveResult:
     """Write `members` as a tar archive encrypted to `recipients` (age X25519 public keys) to `out`.
 
@@ -385,9 +425,12 @@ def write_archive(out: BinaryIO, recipients: Sequence[str], members: Members, *,
     source = members(tar.entries) if callable(members) else members
 
     def stream() -> Iterator[bytes]:
+        gather = _Gatherer()
         for member in source:
-            yield from tar.member(member.name, member.size, member.chunks, member.mtime)
-        yield tar.end()
+            for piece in tar.member(member.name, member.size, member.chunks, member.mtime):
+                yield from gather.add(piece)
+        yield from gather.add(tar.end())
+        yield from gather.flush()
 
     writer = _HashingWriter(out)
     _encrypt(_ChunkReader(stream()), writer, keys)
@@ -470,13 +513,14 @@ class ArchiveWriter:
     writer is closed. The writer itself is for one thread.
     """
 
-    def __init__(self, out: BinaryIO, recipients: Sequence[str], *, mtime: int | None = None,
+    def __init__(self, out: Output, recipients: Sequence[str], *, mtime: int | None = None,
                  pipe_bytes: int = PIPE_BYTES) -> None:
         keys = _recipients(recipients)
         self._tar = _TarStream(mtime)
         self._pipe = _Pipe(limit=pipe_bytes)
         self._reader = _ChunkReader(iter(self._pipe))
         self._writer = _HashingWriter(out)
+        self._gather = _Gatherer()
         self._failure: BaseException | None = None
         self._result: ArchiveResult | None = None
         self._thread = threading.Thread(target=self._run, args=(keys,), name="archive-encrypt", daemon=True)
@@ -513,7 +557,8 @@ class ArchiveWriter:
         pieces = self._tar.member(name, size, chunks, mtime)
         try:
             for piece in pieces:
-                self._pipe.put(piece)
+                for chunk in self._gather.add(piece):
+                    self._pipe.put(chunk)
         except _PipeClosed:
             raise self._worker_failed()  # noqa: B904 - the worker's failure is the cause
         except BaseException:
@@ -523,7 +568,7 @@ class ArchiveWriter:
 
     def add_bytes(self, name: str, data: Chunk, mtime: int | None = None) -> FileEntry:
         """Add a file held in memory."""
-        return self.add_file(name, len(data), (data,), mtime)
+        return self.add_file(name, memoryview(data).nbytes, (data,), mtime)
 
     def close(self) -> ArchiveResult:
         """End the archive and the age stream; returns what was written. Calling it again returns the same."""
@@ -532,7 +577,8 @@ class ArchiveWriter:
         if self._tar.ended:
             raise ArchiveError("the archive was abandoned")
         try:
-            self._pipe.put(self._tar.end())
+            for chunk in (*self._gather.add(self._tar.end()), *self._gather.flush()):
+                self._pipe.put(chunk)
         except _PipeClosed:
             raise self._worker_failed()  # noqa: B904 - the worker's failure is the cause
         self._pipe.finish()
@@ -564,6 +610,26 @@ class ArchiveWriter:
 # Reading
 
 
+class _MemberFile(io.BufferedIOBase):
+    """A member's data as tarfile reads it, with tarfile's errors (a member cut short) turned into `ArchiveError`."""
+
+    def __init__(self, inner: IO[bytes]) -> None:
+        super().__init__()
+        self._inner = inner
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        try:
+            return self._inner.read(-1 if size is None else size)
+        except tarfile.TarError:
+            raise ArchiveError("the archive is damaged: a file in it is cut short") from None
+
+    def read1(self, size: int = -1) -> bytes:
+        return self.read(size)
+
+
 @dataclass(frozen=True)
 class ArchiveMember:
     """A file read from an archive. `file` is readable only until the iteration moves on to the next member."""
@@ -571,7 +637,7 @@ class ArchiveMember:
     name: str
     size: int
     mtime: int
-    file: IO[bytes]
+    file: io.BufferedIOBase
 
     def chunks(self, chunk_size: int = READ_CHUNK) -> Iterator[bytes]:
         while chunk := self.file.read(chunk_size):
@@ -623,7 +689,7 @@ def _identities(identities: Sequence[str]) -> list[x25519.Identity]:
     return keys
 
 
-def iter_archive(encrypted: BinaryIO, identities: Sequence[str]) -> Iterator[ArchiveMember]:
+def iter_archive(encrypted: BinaryIO, identities: Sequence[str]) -> Generator[ArchiveMember, None, None]:
     """The files of an age-encrypted tar archive, in order, decrypted as they are read.
 
     `identities` are age X25519 secret keys (see `parse_identities`). Only regular files are yielded; directories
@@ -690,7 +756,7 @@ def _members(reader: _ChunkReader) -> Iterator[ArchiveMember]:
             extracted = tar.extractfile(info)
             if extracted is None:  # only for links and special files, refused above
                 raise ArchiveError("a member could not be read")
-            yield ArchiveMember(name=name, size=info.size, mtime=int(info.mtime), file=extracted)
+            yield ArchiveMember(name=name, size=info.size, mtime=int(info.mtime), file=_MemberFile(extracted))
         # Read to the end, so that age authenticates the whole stream, and accept only zero padding there.
         while rest := tar.fileobj.read(READ_CHUNK):
             if rest.count(0) != len(rest):

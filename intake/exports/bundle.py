@@ -34,7 +34,7 @@ from flask import current_app
 from consent.records import Disclosure
 from intake.cases.models import Case
 from intake.cases.operations import case_incident_ids
-from intake.core.access.exports import attachment_content, read_for_export
+from intake.core.access.exports import export_attachment_chunks, read_for_export
 from intake.core.audit.models import AuditCheckpoint, AuditEvent, format_time
 from intake.core.audit.service import proofs_for, verifier_key
 from intake.core.db import db, utcnow
@@ -225,7 +225,7 @@ def write_bundle(export: Export, path: Path, *, config: Any, keyring: Keyring, c
                         withheld += 1
                         continue
                     archive.add_file(render.attachment_path(label, attachment), attachment.size or 0,
-                                     attachment_content(export, testimony, attachment.id, config=config))
+                                     export_attachment_chunks(export, testimony, attachment.id, config=config))
                 records.append({"record": label, "disclosure": disclosure.value,
                                 "attachments": sum(1 for a in record.attachments if a.included),
                                 "withheld_attachments": sum(1 for a in record.attachments if not a.included)})

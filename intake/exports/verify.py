@@ -23,7 +23,7 @@ from intake.core.audit.chain import event_hash
 from intake.core.audit.merkle import verify_inclusion
 from intake.core.audit.note import Verifier, open_checkpoint
 from intake.exports import minisign
-from intake.exports.archive import ArchiveError, iter_archive
+from intake.exports.archive import ArchiveError, InvalidIdentity, iter_archive
 
 # Files read whole (small ones the checks need); every other file is only hashed.
 _KEPT_SUFFIXES = ("manifest.json", ".minisig", "SHA256SUMS", "custody.json", "export-signing.pub")
@@ -68,7 +68,7 @@ def verify_bundle(path: Path, identities: Sequence[str], *, public_key: str | No
                 digests[member.name] = (digest.hexdigest(), size)
                 if keep:
                     kept[member.name] = b"".join(pieces)
-    except ArchiveError as exc:
+    except (ArchiveError, InvalidIdentity) as exc:
         report.check(False, f"decryption: {exc}")
         return report
     report.check(True, f"decrypted with age: {len(digests)} files")

@@ -89,7 +89,7 @@ def test_a_case_file_holds_the_permitted_records_signed_and_checksummed(export_a
     for sentinel in [*IDENTITY_SENTINELS.values(), *CONSENT_SENTINELS.values()]:
         assert sentinel.encode() not in everything
     with export_app.app_context():
-        pseudonym = db.session.get(Testimony, allowed).pseudonym
+        pseudonym = db.session.get_one(Testimony, allowed).pseudonym
     assert pseudonym.encode() not in everything
     # Custody: every listed event is proved included in the signed checkpoint.
     custody = json.loads(files["records/record-00001/custody.json"])
@@ -124,7 +124,7 @@ def test_a_withdrawal_after_the_build_cancels_the_download(export_app: Flask) ->
         assert export is not None
         path = exports.bundle_path(export_app.config, export)
         assert path.is_file()
-        withdraw(db.session.get(Testimony, testimony_id), purposes=["un_mechanisms"], received_how="in_person",
+        withdraw(db.session.get_one(Testimony, testimony_id), purposes=["un_mechanisms"], received_how="in_person",
                  erasure=False, actor=db.session.get(Account, interviewer), config=export_app.config)
         db.session.commit()
     with export_app.app_context():

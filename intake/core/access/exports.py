@@ -222,7 +222,7 @@ def read_for_export(export: Any, testimony: Any, disclosure: Disclosure) -> Expo
     return record
 
 
-def attachment_content(export: Any, testimony: Any, attachment_id: int, *, config: Any) -> Iterator[bytes]:
+def export_attachment_chunks(export: Any, testimony: Any, attachment_id: int, *, config: Any) -> Iterator[bytes]:
     """The original of an attachment `read_for_export` included, decrypted piece by piece as it is read."""
     from intake.testimonies.models import Attachment
 
