@@ -42,7 +42,7 @@ def main() -> None:
 
 
 def register_commands(app: Flask) -> None:
-    for group in (db_group, users_group, tokens_group, audit_group):
+    for group in (db_group, users_group, tokens_group, audit_group, export_group):
         app.cli.add_command(group)
     app.cli.add_command(setup_link)
     app.cli.add_command(doctor)
@@ -552,6 +552,80 @@ def audit_key() -> None:
     from intake.core.audit import service
 
     click.echo(service.verifier_key().to_string())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Case files
+
+
+@click.group("export", help="Case files for legal teams.")
+def export_group() -> None:
+    pass
+
+
+@export_group.command("work", help="Build queued case files one after another (for EXPORT_RUNNER=worker, run as a "
+                                   "service of its own); also deletes expired files and marks dead builds failed.")
+@click.option("--once", is_flag=True, help="Stop when nothing is left in the queue instead of waiting for more.")
+@with_appcontext
+def export_work(once: bool) -> None:
+    from intake.exports import runner
+
+    built = runner.work(current_app._get_current_object(), once=once)  # type: ignore[attr-defined]
+    click.echo(f"Built {built} case file(s).")
+
+
+@export_group.command("purge", help="Delete the stored case files whose time for download is up, and mark builds "
+                                    "whose process died as failed. Run it from a timer.")
+@with_appcontext
+def export_purge() -> None:
+    from intake.exports.operations import expire_due, reclaim_stale
+
+    with _writing():
+        expired, failed = _commit_or_fail(lambda: (expire_due(config=current_app.config), reclaim_stale()))
+    click.echo(f"Deleted {expired} expired case file(s); marked {failed} interrupted build(s) as failed.")
+
+
+@export_group.command("public-key", help="Print the minisign public key (minisign.pub) that verifies the "
+                                         "manifests of case files, for recipients.")
+@with_appcontext
+def export_public_key() -> None:
+    from intake.core.crypto import current_keyring
+    from intake.exports.signing import public_key_text
+
+    click.echo(public_key_text(current_keyring()), nl=False)
+
+
+@export_group.command("verify", help="Check a case file as its recipient would: decryption with the age identity, "
+                                     "both minisign signatures, every file's SHA-256 and size, the audit "
+                                     "checkpoint's signature and every custody event's inclusion proof.")
+@click.argument("bundle", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--identity", "identity_file", required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The recipient's age identity file (AGE-SECRET-KEY-1...), as age-keygen writes it.")
+@click.option("--public-key", "public_key_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The minisign public key the organisation published (default: this service's own key).")
+@click.option("--audit-key", default=None, help="The audit log's verifier key (default: the one the manifest names).")
+@with_appcontext
+def export_verify(bundle: Path, identity_file: Path, public_key_file: Path | None, audit_key: str | None) -> None:
+    from intake.core.crypto import current_keyring
+    from intake.exports.archive import InvalidIdentity, parse_identities
+    from intake.exports.signing import public_key_text
+    from intake.exports.verify import verify_bundle
+
+    try:
+        identities = parse_identities(identity_file.read_text(encoding="utf-8"))
+    except (InvalidIdentity, UnicodeDecodeError) as exc:
+        raise click.ClickException(f"{identity_file}: {exc}") from None
+    key = (public_key_file.read_text(encoding="utf-8") if public_key_file is not None
+           else public_key_text(current_keyring()))
+    report = verify_bundle(bundle, identities, public_key=key, audit_key=audit_key)
+    for good, text in report.findings:
+        click.echo(f"{'ok  ' if good else 'FAIL'} {text}")
+    for warning in report.warnings:
+        click.echo(f"note {warning}")
+    if not report.ok:
+        raise click.exceptions.Exit(1)
+    click.echo("The case file is intact, signed and its custody proved.")
 
 
 # ---------------------------------------------------------------------------------------------------------------

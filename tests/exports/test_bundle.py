@@ -207,3 +207,35 @@ def test_verify_accepts_the_bundle_and_catches_any_change(export_app: Flask, tmp
     # The wrong identity cannot open it at all.
     other_secret, _ = age_identity()
     assert not verify_bundle(path, [other_secret], public_key=key).ok
+
+
+def test_the_verify_command_reports_each_check_and_fails_on_a_damaged_file(export_app: Flask,
+                                                                            tmp_path: Path) -> None:
+    from intake.core.db import db
+    from intake.exports.models import Export
+    from intake.exports.operations import bundle_path
+
+    interviewer, legal, admin = _users(export_app)
+    secret, public = age_identity()
+    testimony_id = planted_interview(export_app, _User(interviewer))
+    recipient = register_recipient(export_app, admin, public_keys=[public])
+    export_id, _ = build_export(export_app, legal, make_case(export_app, legal, [testimony_id]), recipient,
+                                "un_mechanisms")
+    with export_app.app_context():
+        path = bundle_path(export_app.config, db.session.get_one(Export, export_id))
+    identity = tmp_path / "identity.txt"
+    identity.write_text(f"# created: for the test\n# public key: {public}\n{secret}\n")
+    runner = export_app.test_cli_runner()
+    result = runner.invoke(args=["export", "verify", str(path), "--identity", str(identity)])
+    assert result.exit_code == 0, result.output
+    assert "signature of manifest.json verified" in result.output
+    assert "custody events proved included" in result.output and "FAIL" not in result.output
+    damaged = tmp_path / "damaged.tar.age"
+    data = bytearray(path.read_bytes())
+    data[-100] ^= 0x40
+    damaged.write_bytes(bytes(data))
+    result = runner.invoke(args=["export", "verify", str(damaged), "--identity", str(identity)])
+    assert result.exit_code == 1 and "FAIL decryption" in result.output
+    identity.write_text("not a key\n")
+    result = runner.invoke(args=["export", "verify", str(path), "--identity", str(identity)])
+    assert result.exit_code == 1 and "line 1 is not an age X25519 identity" in result.output
