@@ -59,6 +59,7 @@ FAILURE_TEXTS: dict[str, Any] = {
 CANCEL_TEXTS: dict[str, Any] = {
     CancelReason.BY_MEMBER: _l("A member of the case cancelled it."),
     CancelReason.CONSENT_WITHDRAWN: _l("A person whose testimony it held withdrew their consent."),
+    CancelReason.RECIPIENT_DEACTIVATED: _l("The recipient was deactivated."),
 }
 
 

@@ -29,6 +29,7 @@ PENDING = frozenset({ExportStatus.QUEUED, ExportStatus.BUILDING, ExportStatus.RE
 class CancelReason(enum.StrEnum):
     BY_MEMBER = "by_member"
     CONSENT_WITHDRAWN = "consent_withdrawn"
+    RECIPIENT_DEACTIVATED = "recipient_deactivated"
 
 
 class Export(Base):

@@ -199,6 +199,16 @@ def cancel_for_withdrawal(testimony: Testimony, *, actor: Any, config: Any) -> l
     return cancelled
 
 
+def cancel_for_recipient(recipient: Recipient, *, actor: Any, config: Any) -> list[Export]:
+    """Cancel every export for `recipient` not yet downloaded (it was deactivated)."""
+    pending = list(db.session.scalars(sa.select(Export).where(
+        Export.recipient_id == recipient.id, Export.status.in_([s.value for s in PENDING]))
+        .order_by(Export.id).with_for_update()))
+    for export in pending:
+        _cancelled(export, why=CancelReason.RECIPIENT_DEACTIVATED.value, actor=actor, config=config)
+    return pending
+
+
 @dataclass(frozen=True)
 class SharedWith:
     export_id: int

@@ -135,13 +135,18 @@ def update(recipient: Recipient, data: RecipientInput, *, actor: Any) -> list[st
     return changed
 
 
-def set_active(recipient: Recipient, active: bool, *, actor: Any) -> None:
-    """Deactivate (no new case files are built for it) or reactivate a recipient."""
+def set_active(recipient: Recipient, active: bool, *, actor: Any, config: Any) -> None:
+    """Deactivate or reactivate a recipient. A deactivated one gets no new case file, and those waiting for it
+    (queued, building or not yet downloaded) are cancelled: deactivation is what to do when its key is lost."""
+    from intake.exports.operations import cancel_for_recipient
+
     if recipient.active == active:
         return
     recipient.active = active
     record_event(AuditAction.RECIPIENT_CHANGED, actor=actor, target_type="recipient", target_ids=[recipient.id],
                  details={"fields": ["active"], "active": active})
+    if not active:
+        cancel_for_recipient(recipient, actor=actor, config=config)
 
 
 def active_recipients() -> list[Recipient]:

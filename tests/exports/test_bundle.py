@@ -239,3 +239,29 @@ def test_the_verify_command_reports_each_check_and_fails_on_a_damaged_file(expor
     identity.write_text("not a key\n")
     result = runner.invoke(args=["export", "verify", str(path), "--identity", str(identity)])
     assert result.exit_code == 1 and "line 1 is not an age X25519 identity" in result.output
+
+
+def test_deactivating_a_recipient_cancels_its_waiting_case_files(export_app: Flask) -> None:
+    from intake.accounts.models import Account
+    from intake.core.db import db
+    from intake.exports import operations as exports
+    from intake.exports.models import Export
+    from intake.recipients.models import Recipient
+    from intake.recipients.operations import set_active
+
+    interviewer, legal, admin = _users(export_app)
+    _, public = age_identity()
+    testimony_id = planted_interview(export_app, _User(interviewer))
+    recipient_id = register_recipient(export_app, admin, public_keys=[public])
+    export_id, state = build_export(export_app, legal, make_case(export_app, legal, [testimony_id]), recipient_id,
+                                    "un_mechanisms")
+    assert state == "ready"
+    with export_app.app_context():
+        path = exports.bundle_path(export_app.config, db.session.get_one(Export, export_id))
+        set_active(db.session.get_one(Recipient, recipient_id), False, actor=db.session.get(Account, admin),
+                   config=export_app.config)
+        db.session.commit()
+    with export_app.app_context():
+        export = db.session.get_one(Export, export_id)
+        assert export.status == "cancelled" and export.cancel_reason == "recipient_deactivated"
+        assert not path.exists()
