@@ -39,6 +39,7 @@ from flask import Flask, url_for
 from flask.testing import FlaskClient
 
 from intake.accounts import operations as account_ops
+from intake.cases import operations as cases
 from intake.core.access import assignments
 from intake.core.audit.models import AuditEvent
 from intake.core.crypto.fields import seal_value
@@ -127,6 +128,17 @@ def reviewers_record(outcome: Outcome) -> dict[str, Outcome]:
                   draft=NOT_SUBMITTED, erased=ERASED)
 
 
+LEGAL_PARTS = ("attachments", "content")  # never who the person is, the consent's particulars, nor the analysis
+NOT_IN_CASE = refused("not_in_case")
+
+
+def legal_record(outcome: Outcome) -> dict[str, Outcome]:
+    """A case member's rule: a submitted record of one of their cases (own, assigned, withdrawn and erased are in
+    the matrix's case), while its consent permits a legal use and it is not erased."""
+    return states(own=outcome, assigned=outcome, unassigned=NOT_IN_CASE, withdrawn=refused("no_legal_purpose"),
+                  draft=NOT_IN_CASE, erased=ERASED)
+
+
 def any_record(outcome: Outcome) -> dict[str, Outcome]:
     return states(own=outcome, assigned=outcome, unassigned=outcome, withdrawn=outcome, draft=outcome,
                   erased=outcome)
@@ -153,6 +165,7 @@ ERASURE_BY_API = {"received_how": "phone", "erasure": True}  # erasing needs a f
 I = Role.INTERVIEWER  # noqa: E741 - the table reads better with one letter per role
 R = Role.REVIEWER
 C = Role.COORDINATOR
+L = Role.LEGAL
 
 EXPECTED: dict[tuple[str, str], Row] = {
     # The interview wizard: each page opens the parts it shows; an empty form is refused (422) and the page shown
@@ -262,6 +275,14 @@ EXPECTED: dict[tuple[str, str], Row] = {
         # Their own identity and words, without other people's details: relatives, witness, interpreter.
         shows=frozenset({f.SENTINEL_NAME, f.SENTINEL_CONTACT, f.SENTINEL_ADDRESS, NARRATIVE,
                          f.SENTINEL_FOLLOW_UP_METHOD, f.SENTINEL_FOLLOW_UP_TIMES})),
+    # A legal team's member opens the content and attachments of the records of their case, while the consent permits
+    # a legal use and the record is not erased; a record in none of their cases is refused. An empty form to add an
+    # incident shows the record again; removing a record from the case opens nothing (422 when it is not in it).
+    ("cases.record", "GET"): Row(L, legal_record(opens(200, *LEGAL_PARTS)), shows=frozenset({NARRATIVE})),
+    ("cases.add_incident", "POST"): Row(L, legal_record(opens(422, *LEGAL_PARTS))),
+    ("cases.remove_record", "POST"): Row(L, states(
+        own=plain(303), assigned=plain(303), unassigned=plain(422), withdrawn=plain(303), draft=plain(422),
+        erased=plain(303))),
 }
 # The URL arguments other than the record's own, where a route needs a fixed one.
 FIXED_ARGUMENTS: dict[str, Any] = {"kind": "reliability"}
@@ -271,7 +292,7 @@ FIXED_ARGUMENTS: dict[str, Any] = {"kind": "reliability"}
 SEEN_BY_ROLE: dict[Role, set[str]] = {
     Role.INTERVIEWER: IDENTITY | CONSENT_SEALED | {NARRATIVE, f.SENTINEL_FILENAME},
     Role.REVIEWER: {NARRATIVE, SENTINEL_NOTE},
-    Role.LEGAL: set(),
+    Role.LEGAL: {NARRATIVE},
     # Re-identification shows the identity; the survivor's copy what the person gave, without the witness's and
     # the interpreter's names (other people's details).
     Role.COORDINATOR: IDENTITY | {NARRATIVE, f.SENTINEL_FOLLOW_UP_METHOD, f.SENTINEL_FOLLOW_UP_TIMES},
@@ -351,6 +372,14 @@ def _world(app: Flask, create_user: Callable[..., TestUser]) -> World:
     for state, testimony_id in ids.items():
         other = ids["assigned" if state != "assigned" else "own"]
         arguments[state].update(_analysed(app, testimony_id, other, reviewer))
+    with app.app_context():
+        legal = f.account(people[Role.LEGAL])
+        case = cases.create_case("MATRIX-CASE", "The record matrix", recipient=None, actor=legal)
+        for state in ("own", "assigned", "withdrawn", "erased"):  # before the withdrawal and the erasure
+            cases.add_testimony(case, _stored(ids[state]), actor=legal)
+        db.session.commit()
+        for state in STATES:
+            arguments[state]["case_id"] = case.id
     with app.app_context():
         coordinator = f.account(people[Role.COORDINATOR])
         for state, erasure in (("withdrawn", False), ("erased", True)):

@@ -31,7 +31,7 @@ from tests.conftest import Auth, TestUser, TotpClock, csrf_token
 RUN_LAST = {"accounts.sign_out"}
 # The API's removals of the example link and mark run after the pages' removals of the same ones: the API refuses
 # one removed already with 422, where a page answers 404.
-RUN_AFTER_PAGES = {"api_review.LinkItem", "api_review.IdentifyingSpanItem"}
+RUN_AFTER_PAGES = {"api_review.LinkItem", "api_review.IdentifyingSpanItem", "cases.remove_record"}
 # Where a right-role request to these routes legitimately redirects: signing out ends at the sign-in page.
 EXPECTED_REDIRECTS = {"accounts.sign_out": "/sign-in"}
 # Pages that send a right-role GET elsewhere: consent is read only after the readiness check.
@@ -45,7 +45,7 @@ MATRIX_PNG = bytes.fromhex(
 PLACEHOLDER_EXAMPLES: dict[str, Any] = {
     "account_id": 1, "token_id": 1, "token": "not-a-real-link-token", "target_type": "testimony", "target_id": "1",
     "testimony_id": 1, "incident_id": 1, "reviewer_id": 1, "grant_id": 1, "link_id": 1, "span_id": 1,
-    "attachment_id": 1, "kind": "reliability"}
+    "attachment_id": 1, "kind": "reliability", "case_id": 1, "export_id": 1, "recipient_id": 1}
 
 EVERYONE = "public"
 SIGNED_IN = frozenset(Role)
@@ -142,6 +142,25 @@ EXPECTED: dict[str, str | frozenset[Role]] = {
     "api_review.IdentifyingSpans": frozenset({Role.REVIEWER}),
     "api_review.IdentifyingSpanItem": frozenset({Role.REVIEWER}),
     "api_review.Notes": frozenset({Role.REVIEWER}),
+    "cases.list_cases": frozenset({Role.LEGAL}),
+    "cases.case": frozenset({Role.LEGAL}),
+    "cases.add_member": frozenset({Role.LEGAL}),
+    "cases.remove_member": frozenset({Role.LEGAL}),
+    "cases.add_record": frozenset({Role.LEGAL}),
+    "cases.record": frozenset({Role.LEGAL}),
+    "cases.remove_record": frozenset({Role.LEGAL}),
+    "cases.add_incident": frozenset({Role.LEGAL}),
+    "exports.prepare": frozenset({Role.LEGAL}),
+    "exports.build": frozenset({Role.LEGAL}),
+    "exports.export": frozenset({Role.LEGAL}),
+    "exports.download": frozenset({Role.LEGAL}),
+    "exports.cancel": frozenset({Role.LEGAL}),
+    "recipients.list_recipients": frozenset({Role.ADMIN}),
+    "recipients.signing_key": frozenset({Role.ADMIN}),
+    "recipients.new": frozenset({Role.ADMIN}),
+    "recipients.edit": frozenset({Role.ADMIN}),
+    "recipients.deactivate": frozenset({Role.ADMIN}),
+    "recipients.reactivate": frozenset({Role.ADMIN}),
 }
 # The methods each route answers (besides HEAD and OPTIONS), also written out: a new method on a known route
 # fails here until it is added.
@@ -236,6 +255,25 @@ EXPECTED_METHODS: dict[str, set[str]] = {
     "api_review.IdentifyingSpans": {"POST"},
     "api_review.IdentifyingSpanItem": {"DELETE"},
     "api_review.Notes": {"POST"},
+    "cases.list_cases": {"GET", "POST"},
+    "cases.case": {"GET"},
+    "cases.add_member": {"POST"},
+    "cases.remove_member": {"POST"},
+    "cases.add_record": {"POST"},
+    "cases.record": {"GET"},
+    "cases.remove_record": {"POST"},
+    "cases.add_incident": {"POST"},
+    "exports.prepare": {"GET"},
+    "exports.build": {"POST"},
+    "exports.export": {"GET"},
+    "exports.download": {"GET"},
+    "exports.cancel": {"POST"},
+    "recipients.list_recipients": {"GET"},
+    "recipients.signing_key": {"GET"},
+    "recipients.new": {"GET", "POST"},
+    "recipients.edit": {"GET", "POST"},
+    "recipients.deactivate": {"POST"},
+    "recipients.reactivate": {"POST"},
 }
 
 
@@ -362,6 +400,38 @@ def _attachment_of(app: Flask, testimony_id: int) -> int:
         return int(db.session.scalar(sa.select(Attachment.id).where(Attachment.testimony_id == testimony_id)) or 0)
 
 
+def _case_file_of(app: Flask, testimony_id: int, legal_name: str) -> dict[str, int]:
+    """A case of the legal officer `legal_name` holding the example interview, with a recipient and a case file
+    built for it and downloaded once (so that cancelling it is refused and downloading it again answers), made
+    once: their ids."""
+    from datetime import date
+
+    from intake.cases import operations as cases
+    from intake.exports import operations as exports
+    from intake.exports.models import Export
+    from intake.recipients import operations as recipients
+    from intake.testimonies.models import Testimony as StoredTestimony
+
+    with app.app_context():
+        export = db.session.scalar(sa.select(Export).limit(1))
+        if export is None:
+            legal = db.session.query(Account).filter_by(username=legal_name).one()
+            recipient = recipients.register(recipients.RecipientInput(
+                key="matrix-un", name="Matrix UN body", category="un_mechanism", country=None, is_authority=False,
+                agreement_reference="matrix", agreement_date=date(2024, 1, 1), contact="matrix@example.org",
+                age_recipients=["age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"]), actor=legal)
+            case = cases.create_case("MATRIX-CASE", "The route matrix", recipient=recipient, actor=legal)
+            cases.add_testimony(case, db.session.get(StoredTestimony, testimony_id), actor=legal)
+            export = exports.request_export(case, recipient, "un_mechanisms", actor=legal)
+            db.session.commit()
+            export_id = export.id
+            exports.build(export_id, config=app.config)
+            export = db.session.get_one(Export, export_id)
+            exports.open_download(export, actor=legal, config=app.config)
+            db.session.commit()
+        return {"case_id": export.case_id, "export_id": export.id, "recipient_id": export.recipient_id}
+
+
 def _example_values(app: Flask, owner: TestUser) -> dict[str, Any]:
     """URL arguments: a separate account to act upon, a token belonging to `owner`, and an interview recorded by
     the interviewer (so that the interviewer's routes find their own record)."""
@@ -379,6 +449,7 @@ def _example_values(app: Flask, owner: TestUser) -> dict[str, Any]:
                 "target_type": "testimony", "target_id": "1", "testimony_id": testimony_id,
                 "incident_id": incident_id, "reviewer_id": reviewer_id, "grant_id": grant_id,
                 "attachment_id": _attachment_of(app, testimony_id),
+                **_case_file_of(app, testimony_id, f"user-{Role.LEGAL.value}"),
                 **_analysis_of(app, testimony_id, f"user-{Role.REVIEWER.value}")}
 
 
