@@ -236,6 +236,15 @@ class NotDownloadable(Exception):
         self.message = message
 
 
+_UNAVAILABLE: dict[str, Any] = {
+    ExportStatus.QUEUED: _l("This case file cannot be downloaded yet: it is still being built."),
+    ExportStatus.BUILDING: _l("This case file cannot be downloaded yet: it is still being built."),
+    ExportStatus.CANCELLED: _l("This case file cannot be downloaded: it was cancelled."),
+    ExportStatus.EXPIRED: _l("This case file has expired and was deleted. Build it again if it is still needed."),
+    ExportStatus.FAILED: _l("This case file cannot be downloaded: it could not be built."),
+}
+
+
 def open_download(export: Export, *, actor: Any, config: Any) -> Path:
     """The built file, for `actor` to download now; audited as a share of the records it holds."""
     now = utcnow()
@@ -245,7 +254,7 @@ def open_download(export: Export, *, actor: Any, config: Any) -> Path:
         raise NotDownloadable(_l("This case file has expired and was deleted. Build it again if it is still "
                                  "needed."))
     if export.status not in (ExportStatus.READY, ExportStatus.DOWNLOADED):
-        raise NotDownloadable(_l("This case file cannot be downloaded: it is %(status)s.", status=export.status))
+        raise NotDownloadable(_UNAVAILABLE.get(export.status, _UNAVAILABLE[ExportStatus.FAILED]))
     path = bundle_path(config, export)
     if not path.is_file():
         _expire(export, config=config)

@@ -279,7 +279,7 @@ def test_a_cancelled_case_file_cannot_be_downloaded(
 
     refused = client.get(f"{page_url}/download")
     assert refused.status_code == 410
-    assert "This case file cannot be downloaded: it is cancelled." in _text(refused)
+    assert "This case file cannot be downloaded: it was cancelled." in _text(refused)
     assert _events(app, AuditAction.EXPORT_DOWNLOADED) == []
     (event,) = _events(app, AuditAction.EXPORT_CANCELLED)
     assert event.actor_id == lena.id and event.details["why"] == "by_member"
