@@ -23,7 +23,7 @@ class CaseForm(FlaskForm):
     """Open a case: the team's reference, a title, and the recipient it is meant for, when already known."""
 
     reference = StringField(
-        _l("Reference"), filters=[_stripped],
+        _l("Case reference"), filters=[_stripped],
         validators=[DataRequired(message=_l("Give the case a reference.")),
                     Length(max=MAX_REFERENCE, message=_l("Use at most %(max)d characters."))],
         description=_l("Your team's own reference, for example LC-2024-07. Do not put names in it."),

@@ -67,7 +67,7 @@ class RecipientForm(FlaskForm):
         _l("Kind of organisation"), validate_choice=False,
         choices=[SelectChoice("", _l("Choose the kind of organisation")),
                  *(SelectChoice(c.value, CATEGORY_LABELS[c]) for c in RecipientCategory)],
-        description=_l("It decides which uses of a testimony a case file may be sent to this organisation for."),
+        description=_l("It decides the purpose for which case files may be sent to this organisation."),
     )
     country = StringField(
         _l("Country (optional)"), filters=[_upper],
@@ -96,8 +96,8 @@ class RecipientForm(FlaskForm):
     )
     age_recipients = TextAreaField(
         _l("Age public keys"),
-        description=_l("One per line; each starts with age1. Case files are encrypted so that any one of these "
-                       "keys opens them: up to %(count)s keys.", count=MAX_KEYS),
+        description=_l("One per line; each starts with age1. Case files are encrypted so that the secret key "
+                       "matching any one of these opens them: up to %(count)s keys.", count=MAX_KEYS),
         render_kw={"rows": 4, "spellcheck": "false", "autocapitalize": "none", "autocomplete": "off"},
     )
 

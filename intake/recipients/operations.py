@@ -93,7 +93,7 @@ def _problems(data: RecipientInput, *, existing: Recipient | None) -> dict[str, 
     else:
         bad = [k for k in data.age_recipients if not _check_age_key(k)]
         if bad:
-            add("age_recipients", _l("This is not an age public key (it starts with age1): %(key)s",
+            add("age_recipients", _l("This is not an age public key (an age public key starts with age1): %(key)s",
                                      key=bad[0][:24] + ("…" if len(bad[0]) > 24 else "")))
     return problems
 
