@@ -93,6 +93,19 @@ SETTINGS: tuple[Setting, ...] = (
             "How case files are built: `thread` (in the background of the web process that was asked), `worker` "
             "(by `intake export work`, run as a service of its own) or `inline` (before the answer; for tests and "
             "small deployments).", choices=("thread", "worker", "inline")),
+    Setting("RETENTION_DRAFT_DAYS", "int", 30,
+            "An interview never submitted is shredded, with its person, this many days after its last change "
+            "(`intake retention run`); 0 keeps drafts until someone acts.", minimum=0, maximum=36_500),
+    Setting("RETENTION_WITHDRAWN_DAYS", "int", 90,
+            "A record whose consent to documentation was withdrawn without erasure is shredded, with its person, "
+            "this many days after the withdrawal, whatever case holds it; 0 keeps it until someone acts.",
+            minimum=0, maximum=36_500),
+    Setting("RETENTION_REVIEW_LAPSED_DAYS", "int", 0,
+            "A record is shredded, with its person, this many days after its consent's review date passed, unless "
+            "a case holds it; 0 keeps it until someone acts.", minimum=0, maximum=36_500),
+    Setting("RETENTION_TESTIMONY_DAYS", "int", 0,
+            "A submitted testimony is shredded, with its person, this many days after its submission, unless a "
+            "case holds it; 0 keeps it until someone acts.", minimum=0, maximum=36_500),
     Setting("PSEUDONYM_PREFIX", "str", "KB",
             "Letters (1 to 4, A to Z) that begin every pseudonym code, e.g. `KB-7F3Q-2K`."),
     Setting("AUDIT_ORIGIN", "str", "intake.invalid/audit",

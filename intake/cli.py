@@ -43,8 +43,9 @@ def main() -> None:
 
 def register_commands(app: Flask) -> None:
     from intake.backup.cli import backup_group
+    from intake.retention.cli import retention_group
 
-    for group in (db_group, users_group, tokens_group, audit_group, export_group, backup_group):
+    for group in (db_group, users_group, tokens_group, audit_group, export_group, backup_group, retention_group):
         app.cli.add_command(group)
     app.cli.add_command(setup_link)
     app.cli.add_command(doctor)
