@@ -9,9 +9,11 @@ Layout of the archive (the recipient decrypts it with `age`, checks it with `min
     records/<label>/testimony.html  the same, readable and printable, self-contained
     records/<label>/consent.json    the consent version that authorised this case file, and any withdrawals
     records/<label>/custody.json    creation, consent history, access summary, previous exports, custody events
+    custody/shared-events.json      the entries of custody events about several records (each written once)
     records/<label>/attachments/<sha256>   the originals the consent and the disclosure allow
     manifest.json                   bundle id, created, recipient, purpose, every file's SHA-256 and size, the
-                                    audit checkpoint and the inclusion proofs of every custody event
+                                    audit checkpoint, each record's custody events by number and the inclusion
+                                    proof of each (once)
     manifest.json.minisig           its minisign signature
     SHA256SUMS, SHA256SUMS.minisig  every file's SHA-256 for `sha256sum -c`, signed too
 
@@ -148,7 +150,9 @@ that came only inside this bundle proves nothing.
 
    Every line must end in OK. manifest.json lists the same files with their sizes.
 
-4. Chain of custody. Each record's custody.json lists the service's audit events about it. manifest.json holds
+4. Chain of custody. Each record's custody.json lists the service's audit events about it (the entries of those
+   about several records at once, such as this case file's request, are in custody/shared-events.json, each
+   once). manifest.json holds
    the audit log's signed checkpoint (a C2SP signed note: tree size and RFC 9162 Merkle root, Ed25519) with the
    key that verifies it, and an RFC 9162 inclusion proof for every listed event: with the event's hash as leaf
    hash, the proof of leaf index seq - 1 must give the checkpoint's root. An event's hash is SHA-256 over the
@@ -194,6 +198,7 @@ def write_bundle(export: Export, path: Path, *, config: Any, keyring: Keyring, c
                        "note": checkpoint.note}
     checkpoint_size = checkpoint.tree_size
     withheld = 0
+    shared: set[int] = set()
     records: list[dict[str, Any]] = []
     with path.open("wb") as out:
         with ArchiveWriter(out, recipient.age_recipients, mtime=int(created.timestamp())) as archive:
@@ -217,9 +222,11 @@ def write_bundle(export: Export, path: Path, *, config: Any, keyring: Keyring, c
                     record, label=label, incidents_in_case=chosen, bundle=bundle_info))
                 archive.add_bytes(f"{base}/consent.json",
                                   render.consent_json(record, purpose=purpose, recipient=recipient_info))
+                events = _events(custody[testimony_id])
+                shared.update(e.seq for e in events if render.is_shared(e))
                 archive.add_bytes(f"{base}/custody.json", render.custody_json(
-                    label=label, events=_events(custody[testimony_id]),
-                    previous_exports=_previous_exports(testimony_id, export_id), checkpoint_size=checkpoint_size))
+                    label=label, events=events, previous_exports=_previous_exports(testimony_id, export_id),
+                    checkpoint_size=checkpoint_size))
                 for attachment in record.attachments:
                     if not attachment.included:
                         withheld += 1
@@ -232,6 +239,7 @@ def write_bundle(export: Export, path: Path, *, config: Any, keyring: Keyring, c
                 db.session.expunge_all()  # what was read for this record is not kept
                 if done % PROGRESS_EVERY == 0:
                     progress(done)
+            archive.add_bytes(render.SHARED_EVENTS, render.shared_events_json(_events(sorted(shared))))
             all_seqs = sorted({s for seqs in custody.values() for s in seqs})
             proofs = proofs_for(all_seqs, checkpoint) if all_seqs else {}
             manifest = {
@@ -247,9 +255,8 @@ def write_bundle(export: Export, path: Path, *, config: Any, keyring: Keyring, c
                 "audit": {
                     "origin": config["AUDIT_ORIGIN"], "verifier_key": verifier_key().to_string(),
                     "checkpoint": checkpoint_info,
-                    "custody": {label: [{"seq": s, "proof": [h.hex() for h in proofs.get(s, [])]}
-                                        for s in custody[testimony_id]]
-                                for testimony_id, label, _ in rows},
+                    "custody": {label: custody[testimony_id] for testimony_id, label, _ in rows},
+                    "proofs": {str(s): [h.hex() for h in proofs.get(s, [])] for s in all_seqs},
                 },
             }
             manifest_bytes = json.dumps(manifest, ensure_ascii=False, sort_keys=True, indent=2).encode("utf-8") + b"\n"

@@ -133,10 +133,23 @@ def consent_json(record: ExportedRecord, *, purpose: str, recipient: dict[str, A
     })
 
 
-def custody_event(event: AuditEvent) -> dict[str, Any]:
-    """One custody event as the bundle holds it: its entry (which its hash covers) unless it carries a reason."""
+SHARED_EVENTS = "custody/shared-events.json"
+
+
+def is_shared(event: AuditEvent) -> bool:
+    """An event about several records at once (a case file's request names every record it reads): the bundle holds
+    its entry once, in `SHARED_EVENTS`, and each record's custody names it by its number."""
+    return len(event.target_ids or []) > 1
+
+
+def custody_event(event: AuditEvent, *, whole: bool = False) -> dict[str, Any]:
+    """One custody event as the bundle holds it: its entry (which its hash covers) unless it carries a reason, or
+    unless it is shared by several records (`whole` writes it out all the same)."""
     from intake.core.audit.service import event_json
 
+    if is_shared(event) and not whole:
+        return {"seq": event.seq, "occurred_at": format_time(event.occurred_at), "action": event.action,
+                "actor_roles": event.actor_roles, "hash": event.hash.hex(), "entry": None, "shared": True}
     if event.action in _REASONED:
         return {"seq": event.seq, "occurred_at": format_time(event.occurred_at), "action": event.action,
                 "actor_roles": event.actor_roles, "hash": event.hash.hex(), "entry": None,
@@ -146,10 +159,15 @@ def custody_event(event: AuditEvent) -> dict[str, Any]:
                                          "target_ids", "details", "request_id", "entry", "prev_hash", "hash")}
 
 
+def shared_events_json(events: Iterable[AuditEvent]) -> bytes:
+    return dump({"format": FORMAT, "events": [custody_event(e, whole=True) for e in events]})
+
+
 def custody_json(*, label: str, events: Iterable[AuditEvent], previous_exports: Sequence[dict[str, Any]],
                  checkpoint_size: int) -> bytes:
     """Creation, consent history, an access summary, previous exports and every event about the record up to the
-    checkpoint (their inclusion proofs are in the manifest)."""
+    checkpoint (their inclusion proofs are in the manifest; the entries of events shared with other records are in
+    `SHARED_EVENTS`)."""
     listed = [e for e in events if e.seq <= checkpoint_size]
     summary: dict[str, int] = {}
     for event in listed:

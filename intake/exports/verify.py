@@ -26,7 +26,8 @@ from intake.exports import minisign
 from intake.exports.archive import ArchiveError, InvalidIdentity, iter_archive
 
 # Files read whole (small ones the checks need); every other file is only hashed.
-_KEPT_SUFFIXES = ("manifest.json", ".minisig", "SHA256SUMS", "custody.json", "export-signing.pub")
+_KEPT_SUFFIXES = ("manifest.json", ".minisig", "SHA256SUMS", "custody.json", "shared-events.json",
+                  "export-signing.pub")
 _SIGNED = ("manifest.json", "manifest.json.minisig", "SHA256SUMS", "SHA256SUMS.minisig")
 
 
@@ -145,17 +146,23 @@ def _check_custody(report: Report, manifest: dict[str, Any], kept: dict[str, byt
                         f"audit checkpoint signed over {size} events"):
         return
     proved = failed = 0
-    for label, entries in (audit.get("custody") or {}).items():
-        proofs = {int(e["seq"]): _hex_list(e.get("proof") or []) for e in entries}
+    proofs = {int(seq): _hex_list(proof) for seq, proof in (audit.get("proofs") or {}).items()}
+    shared_file = json.loads(kept.get("custody/shared-events.json", b"{}") or b"{}")
+    shared = {int(e["seq"]): e for e in shared_file.get("events") or []}
+    for label, seqs in (audit.get("custody") or {}).items():
         custody = json.loads(kept.get(f"records/{label}/custody.json", b"{}") or b"{}")
-        events = {int(e["seq"]): e for e in custody.get("events") or []}
-        if set(events) != set(proofs):
+        events = {int(e["seq"]): shared.get(int(e["seq"]), e) if e.get("shared") else e
+                  for e in custody.get("events") or []}
+        if set(events) != {int(s) for s in seqs} or not set(events) <= set(proofs):
             failed += 1
             continue
         for seq, event in events.items():
             leaf = bytes.fromhex(event["hash"])
             if event.get("entry") is not None and event_hash(bytes.fromhex(event["prev_hash"]), event["entry"]) != leaf:
                 failed += 1
+                continue
+            if event.get("shared") and event.get("entry") is None:
+                failed += 1  # a shared event whose entry the bundle does not hold
                 continue
             if verify_inclusion(leaf, seq - 1, size, proofs[seq], root):
                 proved += 1

@@ -53,8 +53,9 @@ def test_a_case_file_holds_the_permitted_records_signed_and_checksummed(export_a
     # The default consent grants un_mechanisms at `anonymous`; the other record refuses it.
     allowed = planted_interview(export_app, _User(interviewer), key="a" * 24)
     refused = planted_interview(export_app, _User(interviewer), key="b" * 24)
+    also = planted_interview(export_app, _User(interviewer), key="c" * 24)
     recipient = register_recipient(export_app, admin, public_keys=[public])
-    case = make_case(export_app, legal, [allowed, refused])
+    case = make_case(export_app, legal, [allowed, refused, also])
     from intake.consents.operations import record_consent
     from intake.core.db import db
     from intake.testimonies.models import Testimony
@@ -69,7 +70,7 @@ def test_a_case_file_holds_the_permitted_records_signed_and_checksummed(export_a
     assert state == "ready"
     files = bundle_files(export_app, export_id, secret)
     manifest = json.loads(files["manifest.json"])
-    assert [r["record"] for r in manifest["records"]] == ["record-00001"]
+    assert [r["record"] for r in manifest["records"]] == ["record-00001", "record-00002"]
     assert manifest["recipient"]["key"] == "un-iiim" and manifest["purpose"] == "un_mechanisms"
     key = minisign.PublicKey.parse(files["export-signing.pub"].decode())
     assert "manifest" in minisign.verify(key, files["manifest.json.minisig"].decode(), files["manifest.json"])
@@ -95,8 +96,14 @@ def test_a_case_file_holds_the_permitted_records_signed_and_checksummed(export_a
     custody = json.loads(files["records/record-00001/custody.json"])
     root = bytes.fromhex(manifest["audit"]["checkpoint"]["root_hash"])
     size = manifest["audit"]["checkpoint"]["tree_size"]
-    proofs = {p["seq"]: p["proof"] for p in manifest["audit"]["custody"]["record-00001"]}
+    proofs = {seq: manifest["audit"]["proofs"][str(seq)] for seq in manifest["audit"]["custody"]["record-00001"]}
     assert custody["events"] and {e["seq"] for e in custody["events"]} == set(proofs)
+    # The case file's request names both records it reads: its entry is written once, not in every record.
+    shared = json.loads(files["custody/shared-events.json"])["events"]
+    assert [e["action"] for e in shared] == ["export_requested"] and shared[0]["entry"]
+    assert [e["entry"] for e in custody["events"] if e["action"] == "export_requested"] == [None]
+    other = json.loads(files["records/record-00002/custody.json"])
+    assert [e["seq"] for e in other["events"] if e.get("shared")] == [shared[0]["seq"]]
     for event in custody["events"]:
         assert verify_inclusion(bytes.fromhex(event["hash"]), event["seq"] - 1, size,
                                 [bytes.fromhex(h) for h in proofs[event["seq"]]], root)

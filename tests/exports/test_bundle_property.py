@@ -44,7 +44,8 @@ COUNTRIES = ["AM", "AZ", "NL"]
 # an organisation names one of these the same way.
 NAMES = ["iiim", "otp", "desk"]
 FIXED_FILES = {"VERIFY.txt", "export-signing.pub", "manifest.json", "manifest.json.minisig", "SHA256SUMS",
-               "SHA256SUMS.minisig", "fonts/DejaVuSans.ttf", "fonts/DejaVuSans-Bold.ttf", "fonts/LICENSE-DejaVu.txt"}
+               "SHA256SUMS.minisig", "fonts/DejaVuSans.ttf", "fonts/DejaVuSans-Bold.ttf", "fonts/LICENSE-DejaVu.txt",
+               "custody/shared-events.json"}
 RECORD_FILES = ("testimony.json", "testimony.html", "consent.json", "custody.json")
 T = TypeVar("T")
 
