@@ -92,6 +92,11 @@ class GunicornServer:
         """The server's root URL."""
         return f"http://{LOCALHOST}:{self.port}"
 
+    @property
+    def pid(self) -> int | None:
+        """The gunicorn master's process id, once started."""
+        return None if self._process is None else self._process.pid
+
     def command(self) -> list[str]:
         """The full gunicorn command line."""
         return [sys.executable, "-m", "gunicorn", *self.settings.arguments(self.port), self.app_spec]

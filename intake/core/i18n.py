@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from flask import Flask, g, has_request_context, request, session
 from flask_babel import Babel
+from sqlalchemy.exc import SQLAlchemyError
 
 from config.settings import LOCALES
 
@@ -27,8 +28,13 @@ def select_locale() -> str:
     if chosen in LOCALES:
         return str(chosen)
     account = g.get("account")
-    if account is not None and account.locale in LOCALES:
-        return str(account.locale)
+    if account is not None:
+        try:
+            locale = account.locale  # loads it again after a rollback
+        except SQLAlchemyError:  # the database went away mid-request: the error page still needs a language
+            locale = None
+        if locale in LOCALES:
+            return str(locale)
     from flask import current_app
 
     return request.accept_languages.best_match(LOCALES) or current_app.config["DEFAULT_LOCALE"]
