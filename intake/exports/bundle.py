@@ -23,6 +23,7 @@ emptied after each), attachments go through in pieces, and encryption runs as th
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -51,6 +52,7 @@ from intake.testimonies.models import Testimony
 FONTS = Path(__file__).resolve().parent.parent / "data" / "fonts"
 PROGRESS_EVERY = 25
 _READ = 1 << 20
+_GROUP = 100  # records whose custody events and previous exports are read together
 
 
 class BuildCancelled(Exception):
@@ -100,20 +102,34 @@ def _events(seqs: list[int]) -> list[AuditEvent]:
     return events
 
 
-def _previous_exports(testimony_id: int, export_id: int) -> list[dict[str, Any]]:
+def _previous_exports(testimony_ids: list[int], export_id: int) -> dict[int, list[dict[str, Any]]]:
+    """For each of `testimony_ids`, the other built exports that included it, oldest first (one query)."""
+    found: dict[int, list[dict[str, Any]]] = {}
     rows = db.session.execute(
-        sa.select(Export.bundle_id, Recipient.name, Export.purpose, Export.finished_at, Export.first_downloaded_at,
-                  Export.status)
+        sa.select(ExportRecord.testimony_id, Export.bundle_id, Recipient.name, Export.purpose, Export.finished_at,
+                  Export.first_downloaded_at, Export.status)
         .join(ExportRecord, ExportRecord.export_id == Export.id).join(Recipient, Recipient.id == Export.recipient_id)
-        .where(ExportRecord.testimony_id == testimony_id, ExportRecord.included.is_(True), Export.id != export_id,
-               Export.finished_at.is_not(None),
+        .where(ExportRecord.testimony_id.in_(testimony_ids), ExportRecord.included.is_(True),
+               Export.id != export_id, Export.finished_at.is_not(None),
                Export.status.in_([ExportStatus.READY.value, ExportStatus.DOWNLOADED.value,
                                   ExportStatus.EXPIRED.value, ExportStatus.CANCELLED.value]))
-        .order_by(Export.finished_at))
-    return [{"bundle": bundle, "recipient": name, "purpose": purpose,
-             "built_at": format_time(built) if built else None,
-             "downloaded_at": format_time(downloaded) if downloaded else None, "status": status}
-            for bundle, name, purpose, built, downloaded, status in rows]
+        .order_by(Export.finished_at, Export.id))
+    for testimony_id, bundle, name, purpose, built, downloaded, status in rows:
+        found.setdefault(testimony_id, []).append({
+            "bundle": bundle, "recipient": name, "purpose": purpose, "built_at": format_time(built) if built else None,
+            "downloaded_at": format_time(downloaded) if downloaded else None, "status": status})
+    return found
+
+
+def _json_bytes(value: Any) -> bytes:
+    """The bytes of ``json.dumps(value, ensure_ascii=False, sort_keys=True, indent=2)`` and a newline, encoded piece
+    by piece: with an indent, `json.dumps` first gathers every piece of its output in a list, which for the manifest
+    of a large case file takes several times the memory of the text itself."""
+    out = io.BytesIO()
+    for piece in json.JSONEncoder(ensure_ascii=False, sort_keys=True, indent=2).iterencode(value):
+        out.write(piece.encode("utf-8"))
+    out.write(b"\n")
+    return out.getvalue()
 
 
 def verify_text(*, bundle_id: str, recipient: str, purpose: str, created: datetime, key_line: str,
@@ -209,7 +225,15 @@ def write_bundle(export: Export, path: Path, *, config: Any, keyring: Keyring, c
             for name in render.FONT_FILES:
                 font = FONTS / name
                 archive.add_file(f"fonts/{name}", font.stat().st_size, _file_chunks(font))
+            group_events: dict[int, AuditEvent] = {}
+            previous: dict[int, list[dict[str, Any]]] = {}
             for done, (testimony_id, label, disclosure) in enumerate(rows, start=1):
+                if (done - 1) % _GROUP == 0:
+                    # Read once for the next records: an event about many of them (such as this case file's
+                    # request) is in every one's custody.
+                    group = [t for t, _, _ in rows[done - 1:done - 1 + _GROUP]]
+                    group_events = {e.seq: e for e in _events(sorted({s for t in group for s in custody[t]}))}
+                    previous = _previous_exports(group, export_id)
                 testimony = db.session.get(Testimony, testimony_id)
                 if testimony is None:
                     raise RuntimeError("a record of the export is gone")
@@ -222,10 +246,10 @@ def write_bundle(export: Export, path: Path, *, config: Any, keyring: Keyring, c
                     record, label=label, incidents_in_case=chosen, bundle=bundle_info))
                 archive.add_bytes(f"{base}/consent.json",
                                   render.consent_json(record, purpose=purpose, recipient=recipient_info))
-                events = _events(custody[testimony_id])
+                events = [group_events[s] for s in custody[testimony_id] if s in group_events]
                 shared.update(e.seq for e in events if render.is_shared(e))
                 archive.add_bytes(f"{base}/custody.json", render.custody_json(
-                    label=label, events=events, previous_exports=_previous_exports(testimony_id, export_id),
+                    label=label, events=events, previous_exports=previous.get(testimony_id, []),
                     checkpoint_size=checkpoint_size))
                 for attachment in record.attachments:
                     if not attachment.included:
@@ -236,9 +260,10 @@ def write_bundle(export: Export, path: Path, *, config: Any, keyring: Keyring, c
                 records.append({"record": label, "disclosure": disclosure.value,
                                 "attachments": sum(1 for a in record.attachments if a.included),
                                 "withheld_attachments": sum(1 for a in record.attachments if not a.included)})
-                db.session.expunge_all()  # what was read for this record is not kept
+                db.session.expunge_all()  # what was read for this record is not kept (the group's events stay loaded)
                 if done % PROGRESS_EVERY == 0:
                     progress(done)
+            group_events, previous = {}, {}
             archive.add_bytes(render.SHARED_EVENTS, render.shared_events_json(_events(sorted(shared))))
             all_seqs = sorted({s for seqs in custody.values() for s in seqs})
             proofs = proofs_for(all_seqs, checkpoint) if all_seqs else {}
@@ -259,7 +284,8 @@ def write_bundle(export: Export, path: Path, *, config: Any, keyring: Keyring, c
                     "proofs": {str(s): [h.hex() for h in proofs.get(s, [])] for s in all_seqs},
                 },
             }
-            manifest_bytes = json.dumps(manifest, ensure_ascii=False, sort_keys=True, indent=2).encode("utf-8") + b"\n"
+            manifest_bytes = _json_bytes(manifest)
+            del manifest, proofs
             entry = archive.add_bytes("manifest.json", manifest_bytes)
             comment = f"intake case file {bundle_id} manifest"
             archive.add_bytes("manifest.json.minisig", minisign.sign(

@@ -66,7 +66,7 @@ def test_a_legal_officer_goes_from_case_to_a_downloaded_case_file_the_recipient_
     sign_in(person, totp_clock, lena)
 
     page.get_by_role("link", name="Cases", exact=True).click()
-    page.get_by_label("Reference", exact=True).fill("LC-2024-07")
+    page.get_by_label("Case reference", exact=True).fill("LC-2024-07")
     page.get_by_label("Title", exact=True).fill("Shelling of Stepanakert, September 2023")
     page.get_by_label("Intended recipient (optional)", exact=True).select_option(label=recipient)
     page.get_by_role("button", name="Open the case", exact=True).click()
