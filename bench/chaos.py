@@ -642,11 +642,12 @@ def verify_inside(path: str) -> None:
             if not readable:
                 unreadable += 1
                 problems.append(f"{key}: stored as {testimony.id} but not readable as sent")
-        orphan_files = 0
+        orphans: list[float] = []  # when each file no attachment row names was written (epoch seconds)
         blob_path = Path(app.config["BLOB_PATH"])
         if blob_path.is_dir():
             named = set(db.session.scalars(sa.select(Attachment.blob_name)))
-            orphan_files = sum(1 for item in blob_path.glob("*/*") if item.is_file() and item.name not in named)
+            orphans = sorted(item.stat().st_mtime for item in blob_path.glob("*/*")
+                             if item.is_file() and item.name not in named)
         result = {
             "acknowledged": len(acks),
             "lost": lost,
@@ -657,7 +658,8 @@ def verify_inside(path: str) -> None:
             "strays": strays,
             "stored": len(stored_keys),
             "stored_unacknowledged": len([key for key in stored_keys if key in tried and key not in acks]),
-            "orphan_files": orphan_files,
+            "orphan_files": len(orphans),
+            "orphans_written_at": orphans,
             "problems": problems[:20],
         }
         db.session.rollback()
@@ -734,6 +736,7 @@ class RunResult:
     audit_ok: bool = False
     audit_output: str = ""
     integrity: str = "n/a"
+    orphans_at_s: list[float] = field(default_factory=list)  # when each orphan attachment file was written
     final_health: bool = False
     final_submission_s: float | None = None
     same_master: bool = False
@@ -801,7 +804,9 @@ def render_markdown(result: RunResult) -> str:
         f"stored after a lost answer (409, read back): {result.conflicts_resolved}. Interviews still unacknowledged "
         f"when the run gave up on them: {result.given_up}; stored without an acknowledgement (the answer was lost "
         f"and the run ended before a retry): {v.get('stored_unacknowledged', '?')}. Attachment files left with no "
-        f"attachment row (written by a request that did not commit): {v.get('orphan_files', '?')}.",
+        f"attachment row (written by a request that did not commit): {v.get('orphan_files', '?')}"
+        + (f", written at {', '.join(f'{at:.2f}' for at in result.orphans_at_s)} s into the load" if result.orphans_at_s
+           else "") + ".",
         "",
         "## Faults",
         "",
@@ -888,6 +893,7 @@ class Run:
         self.args = args
         self.outcomes = Outcomes()
         self.load_started = 0.0
+        self.load_started_wall = 0.0
 
     def _elapsed(self) -> float:
         return time.monotonic() - self.load_started
@@ -961,6 +967,8 @@ class Run:
             output = instance.run_python(f"from bench.chaos import verify_inside; verify_inside({str(ack_file)!r})")
             result.verification = json.loads(next(
                 line[len(VERIFY_MARKER):] for line in output.splitlines() if line.startswith(VERIFY_MARKER)))
+            result.orphans_at_s = [round(at - self.load_started_wall, 2)
+                                   for at in result.verification.pop("orphans_written_at", [])]
             result.audit_ok, result.audit_output = audit_verify(instance)
             if args.db == SQLITE:
                 result.integrity = sqlite_integrity(data_dir / "intake.sqlite3")
@@ -975,6 +983,7 @@ class Run:
                    for number in range(args.clients)]
         gap = max(3.0, args.duration / (len(faults) + 1))
         self.load_started = time.monotonic()
+        self.load_started_wall = time.time()
         for client in clients:
             client.start()
         try:

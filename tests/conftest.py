@@ -98,7 +98,8 @@ def postgres_database() -> Iterator[str]:
     problem = postgres_reachable(POSTGRES_URL)
     if problem:
         missing("postgresql", problem)
-    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    # Pre-ping: a server restarted during the session (a fault test run beside the suite) costs no test.
+    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     name = f"intake_suite_{os.getpid()}"
     with admin.connect() as conn:
         conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -140,7 +141,7 @@ $$
 def empty_postgres(postgres_database: str) -> Iterator[Callable[[], None]]:
     """Empties the suite's PostgreSQL database; one connection serves every test, idle (holding no lock) between
     resets, and is closed before the database is dropped."""
-    engine = sa.create_engine(postgres_database, pool_size=1)
+    engine = sa.create_engine(postgres_database, pool_size=1, pool_pre_ping=True)
 
     def empty() -> None:
         with engine.begin() as conn:

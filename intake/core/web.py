@@ -22,6 +22,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+import sqlalchemy as sa
 from flask import Flask, Response, current_app, g, redirect, request, session, url_for
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
@@ -305,6 +306,11 @@ def secure_headers(response: Response) -> Response:
 
 def log_request(response: Response) -> Response:
     started = g.get("request_started")
+    # The caller's id from the identity map: after a rollback the account is expired, and reading `id` would ask the
+    # database again, which may be the very thing that failed.
+    account = g.get("account")
+    state = sa.inspect(account, raiseerr=False) if account is not None else None
+    account_id = state.identity[0] if state is not None and state.identity else getattr(account, "id", None)
     rule = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
     log.info(
         "request",
@@ -314,7 +320,7 @@ def log_request(response: Response) -> Response:
             "route": rule,  # the rule, never the path: paths of one-time links carry tokens
             "status": response.status_code,
             "duration_ms": round((time.perf_counter() - started) * 1000, 2) if started else None,
-            "account_id": getattr(g.get("account"), "id", None),
+            "account_id": account_id,
         },
     )
     return response

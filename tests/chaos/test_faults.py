@@ -1,7 +1,8 @@
 """Faults under load, small: gunicorn with two workers on this test's database, interviews submitted through the API
 from a few threads with idempotency keys, and a fault in the middle (a worker killed with SIGKILL; the data folder's
 disk full). Afterwards every acknowledged interview is stored once and reads back as sent, the audit log verifies,
-and the same server takes a new submission. `make chaos` (bench/chaos.py) is the full version, with PostgreSQL
+and the same server takes a new submission. And, through the test client, the database going away in the middle of
+a request: the answer is still a problem+json 500. `make chaos` (bench/chaos.py) is the full version, with PostgreSQL
 stopped as well; the suite never stops the PostgreSQL server, which other tests share.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import shutil
 import signal
@@ -23,6 +25,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import event
 
 from bench.chaos import (
     INTERVIEWS,
@@ -45,13 +49,15 @@ from bench.chaos import (
 from bench.instance import PROJECT_ROOT
 from bench.servers import LOCALHOST, GunicornServer, GunicornSettings
 from intake.accounts import operations as accounts
+from intake.accounts.models import Account
 from intake.core.audit import service as audit
 from intake.core.crypto.fields import Tombstone
 from intake.core.db import db
+from intake.interviews import operations as interviews
 from intake.testimonies.models import Attachment
 from intake.testimonies.models import Testimony as StoredTestimony
 from intake.testimonies.operations import attachment_content, read_narrative
-from tests.conftest import PASSPHRASE, PASSWORD, TEST_SETTINGS, missing
+from tests.conftest import PASSPHRASE, PASSWORD, TEST_SETTINGS, TestUser, missing
 
 pytestmark = pytest.mark.chaos
 
@@ -265,3 +271,57 @@ def test_a_full_disk_is_refused_cleanly_and_the_service_recovers_when_space_is_f
         named = set(db.session.scalars(sa.select(Attachment.blob_name)))
     assert {path.name for path in (small_disk / "blobs").glob("*/*")} == named
     assert_takes_a_new_submission(served, "after-the-disk-filled-1")
+
+
+def test_when_the_database_goes_away_mid_request_the_api_still_answers_with_a_problem(
+        app: Flask, client: FlaskClient, create_user: Callable[..., TestUser],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # As when PostgreSQL stops under load: a statement fails, the rollback expires the caller's account, and every
+    # new connection is refused while the error answer is written (in the caller's language) and the request logged.
+    user = create_user("amira", ["interviewer"])
+    with app.app_context():
+        account = db.session.get(Account, user.id)
+        assert account is not None
+        _token, plaintext = accounts.create_api_token(account, name="chaos")
+        db.session.commit()
+    engine = app.extensions["intake.db"]
+    dbapi = engine.dialect.loaded_dbapi
+
+    def refuse(*_args: Any, **_kwargs: Any) -> None:
+        raise dbapi.OperationalError("the database is not accepting connections")
+
+    def start_interview(*_args: Any, **_kwargs: Any) -> None:
+        db.session.rollback()
+        engine.dispose()
+        event.listen(engine, "do_connect", refuse)
+        raise sa.exc.OperationalError("INSERT INTO testimonies", {}, dbapi.OperationalError("connection lost"))
+
+    monkeypatch.setattr(interviews, "start_interview", start_interview)
+    logged: list[logging.LogRecord] = []
+    handler = _Collect(logged)
+    request_log = logging.getLogger("intake.request")
+    request_log.addHandler(handler)
+    level = request_log.level
+    request_log.setLevel(logging.INFO)
+    try:
+        key = "database-goes-away-01"
+        response = client.post(INTERVIEWS, json=interview_body(key, submit=True),
+                               headers={"Authorization": f"Bearer {plaintext}", "Idempotency-Key": key})
+    finally:
+        request_log.removeHandler(handler)
+        request_log.setLevel(level)
+        if event.contains(engine, "do_connect", refuse):
+            event.remove(engine, "do_connect", refuse)
+    assert response.status_code == 500 and response.mimetype == PROBLEM, response.get_data(as_text=True)
+    assert response.get_json()["detail"].startswith("Nothing you entered has been saved.")
+    assert [(r.__dict__["status"], r.__dict__["account_id"]) for r in logged if r.getMessage() == "request"] == [
+        (500, user.id)]
+
+
+class _Collect(logging.Handler):
+    def __init__(self, into: list[logging.LogRecord]) -> None:
+        super().__init__(logging.INFO)
+        self.into = into
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.into.append(record)
