@@ -298,7 +298,9 @@ def populate(records: int = DEFAULT_RECORDS, *, seed: int = SEED, batch: int = B
                     grants[Purpose.INTERNATIONAL_JUSTICE.value] = "confidential"
                 consents.append({
                     "id": consent_id, "testimony_id": testimony_id, "number": number,
-                    "recorded_at": started if number == 1 else submitted + timedelta(days=rng.randrange(1, 60)),
+                    # A later version is never dated after now: a consent not yet given permits nothing.
+                    "recorded_at": started if number == 1
+                    else min(submitted + timedelta(days=rng.randrange(1, 60)), now - timedelta(minutes=1)),
                     "recorded_by_id": interviewer, "script_language": script.language, "script_hash": script.hash,
                     "method": "written", "items": items, "capacity_confirmed": True,
                     "voluntariness_confirmed": True, "witness_present": False, "interpreter_present": False,
