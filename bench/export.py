@@ -10,7 +10,7 @@ PostgreSQL): the build's throughput at least half the raw encryption's, and its 
 The bundle is then checked with `intake.exports.verify.verify_bundle`, as its recipient would.
 
 The database is filled fresh for every run (SQLite in the temporary folder, or the PostgreSQL database of
-``--postgres-url``, dropped and recreated, and dropped at the end): records written in bulk as `bench.review` writes
+``--postgres-url``, dropped and recreated, and dropped at the end): records written in bulk as `bench.generate` writes
 them (data keys wrapped under the keyring, narrative, details, incidents and consent particulars sealed with
 `seal_value`), each consenting to `un_mechanisms` at `pseudonymous` with documents and photos as media, so that
 every attachment goes into the case file; the attachments themselves stored through
@@ -58,6 +58,7 @@ from bench.databases import (
     recreate_postgres_database,
     sqlite_url,
 )
+from bench.generate import _HEADS, _NAMES, _Actor, attachment_bytes
 from bench.instance import PROJECT_ROOT
 from bench.report import RESULTS_DIR, describe_machine, usable_cores, utc_now
 
@@ -98,24 +99,6 @@ def progress(message: str) -> None:
 
 # ---------------------------------------------------------------------------------------------------------------
 # The attachments' bytes
-
-
-def _png_head() -> bytes:
-    import struct
-    import zlib
-
-    header = b"IHDR" + struct.pack(">IIBBBBB", 1600, 1200, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + header + struct.pack(">I", zlib.crc32(header))
-
-
-_HEADS = {"document": b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n", "photo": _png_head()}
-_NAMES = {"document": "scan-{n}.pdf", "photo": "photo-{n}.png"}
-
-
-def attachment_bytes(medium: str, size: int) -> bytes:
-    """`size` bytes that the service sniffs as `medium`: the format's signature, then random bytes."""
-    head = _HEADS[medium]
-    return head + os.urandom(size - len(head))
 
 
 @dataclass(frozen=True)
@@ -160,20 +143,12 @@ class Filled:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-class _Actor:
-    """An account as `record_event` reads it, valid across the session's commits."""
-
-    def __init__(self, account_id: int, roles: tuple[str, ...]) -> None:
-        self.id = account_id
-        self.role_names = roles
-
-
 def populate(records: int, total_bytes: int, *, batch: int = BATCH, seed: int = SEED,
              report: Callable[[str], None] | None = None) -> Filled:
     """Fill the current application's database (see the module docstring); commits as it goes."""
     from flask import current_app
 
-    from bench.review import (
+    from bench.generate import (
         LANGUAGES,
         SENTENCES,
         STATUSES,
@@ -288,7 +263,8 @@ def populate(records: int, total_bytes: int, *, batch: int = BATCH, seed: int = 
             testimony_id = next_id["testimonies"]
             next_id["testimonies"] += 1
             ids[n] = testimony_id
-            told = [_incident(rng, types, places) for _ in range(rng.choices((1, 2, 3), weights=(50, 35, 15))[0])]
+            told = [_incident(rng, types, places, language)
+                    for _ in range(rng.choices((1, 2, 3), weights=(50, 35, 15))[0])]
             for given in told:
                 problems = incident_problems(given, today=today)
                 if problems:
@@ -300,7 +276,8 @@ def populate(records: int, total_bytes: int, *, batch: int = BATCH, seed: int = 
                                   "month": month, "region": region, "created_at": started_at,
                                   "details": sealed("incidents", incident_id, "details",
                                                     _incident_document(given), open_key)})
-            narrative = " ".join(rng.sample(SENTENCES, rng.randrange(3, len(SENTENCES) + 1)))
+            sentences = SENTENCES[language]
+            narrative = " ".join(rng.sample(sentences, rng.randrange(3, len(sentences) + 1)))
             details = {"readiness": {"private_place": True, "no_observers": True, "interpreter": "not_needed",
                                      "support_available": True, "risk": "low", "risk_mitigated": False},
                        "declined": [], "pauses": [],

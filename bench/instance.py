@@ -92,7 +92,7 @@ class Instance:
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
-            timeout=600,
+            timeout=1800,
             check=False,
         )
         if completed.returncode != 0:
