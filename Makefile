@@ -54,23 +54,14 @@ lint: install-test
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-# Benchmark against a bare Flask control (wrk + gunicorn, SQLite and PostgreSQL); e.g. make bench BENCH_ARGS="--db sqlite"
-# then the in-process crypto benchmarks (as bench-crypto; e.g. BENCH_CRYPTO_ARGS="--quick"), the audit log
-# benchmarks (as bench-audit; e.g. BENCH_AUDIT_ARGS="--quick") and the case-file export benchmark (as bench-export;
-# e.g. BENCH_EXPORT_ARGS="--quick"). Each runs even if an earlier one failed (not if it was interrupted); the exit
-# status is the first failure's.
-bench: install
+# Every benchmark suite on PostgreSQL (bench/all.py): the HTTP scenarios against a bare Flask control (wrk +
+# gunicorn; the intake scenario on SQLite too), then crypto, audit log, case-file export and mixed load, each even
+# if an earlier one failed; then one summary table with the machine's description in
+# bench/results/summary-<UTC timestamp>.md and .json. The exit status is the first failing suite's.
+# e.g. make bench BENCH_ARGS="--quick" or BENCH_ARGS="--only crypto --only audit". make chaos stays separate.
+bench: $(VENV)/.installed-bench translations
 	command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
-	@http=0; crypto=0; audit=0; exported=0; \
-	echo "$(BIN)/python -m bench.run $(BENCH_ARGS)"; $(BIN)/python -m bench.run $(BENCH_ARGS) || http=$$?; \
-	[ $$http -ne 130 ] || exit 130; \
-	echo "$(BIN)/python -m bench.crypto $(BENCH_CRYPTO_ARGS)"; $(BIN)/python -m bench.crypto $(BENCH_CRYPTO_ARGS) || crypto=$$?; \
-	[ $$crypto -ne 130 ] || exit 130; \
-	echo "$(BIN)/python -m bench.audit $(BENCH_AUDIT_ARGS)"; $(BIN)/python -m bench.audit $(BENCH_AUDIT_ARGS) || audit=$$?; \
-	[ $$audit -ne 130 ] || exit 130; \
-	echo "$(BIN)/python -m bench.export $(BENCH_EXPORT_ARGS)"; $(BIN)/python -m bench.export $(BENCH_EXPORT_ARGS) || exported=$$?; \
-	[ $$http -eq 0 ] || exit $$http; [ $$crypto -eq 0 ] || exit $$crypto; [ $$audit -eq 0 ] || exit $$audit; \
-	exit $$exported
+	$(BIN)/python -m bench.all $(BENCH_ARGS)
 
 # Only the in-process crypto benchmarks (sealed fields, attachment streams, rewrapping data keys).
 bench-crypto: install
@@ -93,3 +84,13 @@ clean:
 .PHONY: chaos
 chaos: install
 	$(BIN)/python -m bench.chaos --db postgresql $(CHAOS_ARGS)
+
+$(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	touch $@
+
+# Mixed load through locust (bench/mixed.py): interviewers, reviewers and a legal officer at once against gunicorn
+# with Redis; e.g. make bench-mixed BENCH_MIXED_ARGS="--db sqlite --records 2000 --duration 15"
+.PHONY: bench-mixed
+bench-mixed: $(VENV)/.installed-bench translations
+	$(BIN)/python -m bench.mixed $(BENCH_MIXED_ARGS)
