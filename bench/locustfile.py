@@ -103,9 +103,21 @@ class Reviewer(_Person):
 
     @task
     def review(self) -> None:
-        page = self.get(self.rng.choice(SETTINGS["queue_paths"]))
+        # Redirects are not followed: a lost session answers with one to the sign-in page, which is a failure.
+        path = self.rng.choice(SETTINGS["queue_paths"])
+        with self.client.get(path, allow_redirects=False, catch_response=True,
+                             name=flows.endpoint_name("GET", path)) as page:
+            if page.status_code != 200 or not flows.is_queue_page(page.text):
+                page.failure(f"not the queue ({page.status_code} {page.headers.get('Location', '')})")
+                return
+            page.success()
         for record in flows.choose_records(flows.record_links(page.text), self.rng):
-            self.get(f"/review/records/{record}")
+            with self.client.get(f"/review/records/{record}", allow_redirects=False, catch_response=True,
+                                 name=flows.endpoint_name("GET", f"/review/records/{record}")) as opened:
+                if opened.status_code != 200:
+                    opened.failure(f"record not shown ({opened.status_code} {opened.headers.get('Location', '')})")
+                else:
+                    opened.success()
 
 
 class LegalOfficer(_Person):
@@ -158,14 +170,17 @@ class LegalOfficer(_Person):
         entry["seen_ready_after_s"] = round(time.time() - requested, 3)
         if entry["state"] == "ready":
             link = flows.download_path(page.text) or f"{page_path}/download"
+            target = Path(SETTINGS["downloads_dir"]) / f"export-{number}.age"
             with self.client.get(link, stream=True, catch_response=True,
-                                 name=flows.endpoint_name("GET", link)) as download:
+                                 name=flows.endpoint_name("GET", link)) as download, target.open("wb") as out:
                 size, head = 0, b""
                 for chunk in download.iter_content(64 * 1024):
                     if len(head) < len(flows.AGE_HEADER):
                         head += chunk[: len(flows.AGE_HEADER)]
                     size += len(chunk)
+                    out.write(chunk)
                 entry["downloaded_bytes"] = size
+                entry["file"] = str(target)
                 entry["age_file"] = head.startswith(flows.AGE_HEADER)
                 if download.status_code != 200 or not entry["age_file"]:
                     download.failure(f"download {download.status_code}, age file: {entry['age_file']}")
@@ -182,4 +197,8 @@ def _last_stats(environment: Any, **_kwargs: Any) -> None:
 
 @events.quitting.add_listener
 def _quitting(environment: Any, **_kwargs: Any) -> None:
-    environment.process_exit_code = 0  # failures are judged by bench/mixed.py from the stats
+    # Failed requests are judged by bench/mixed.py from the stats; an exception raised in a task or on_start
+    # leaves locust's exit code on error (``--exit-code-on-error``), and bench/mixed.py counts the exceptions from
+    # the exceptions CSV.
+    if environment.runner is not None and not environment.runner.exceptions:
+        environment.process_exit_code = 0

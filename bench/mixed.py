@@ -9,9 +9,12 @@ submitted records written by `bench.review.populate`, one reviewer account per r
 assignments, one legal officer per `--legal` with a case of `--case-records` records and a UN-mechanism recipient
 with an age key, and the bench interviewer with an API token.
 
-Afterwards: every acknowledged submission must be stored under its key with its id and pseudonym, submitted and
-readable; no key stored twice; every case file requested must be built and downloaded as an age file. The report
-gives per endpoint the requests, requests per second, p50/p95/p99 and failures, and the exports' build durations.
+Afterwards: no request failed and no user's task raised; every acknowledged submission must be stored under its
+key with its id and pseudonym, submitted, with the digest of the body sent, and readable by its interviewer through
+`open_record`; nothing stored beyond what was sent (one key cannot be stored twice: a unique key guarantees it);
+reviewers opened records; every case file requested must be built, downloaded whole and verified with the
+recipient's age identity (`intake export verify`'s checks). The report gives per endpoint the requests, requests
+per second, p50/p95/p99 and failures, and the exports' build durations.
 
 Results go to bench/results/mixed-<UTC>.md and .json. Exit status: 0 clean, 1 errors seen or a check failed,
 2 the run could not be made, 130 interrupted.
@@ -60,6 +63,7 @@ PURPOSE = "un_mechanisms"
 BUILD_TIMEOUT_S = 180.0
 POLL_SECONDS = 3.0  # the export page reloads itself this often while the build runs
 EXIT_OK, EXIT_FAILED, EXIT_COULD_NOT_RUN, EXIT_INTERRUPTED = 0, 1, 2, 130
+LOCUST_EXIT_EXCEPTIONS = 3  # locust's exit code when a user's task raised (see bench/locustfile.py)
 
 
 def progress(message: str) -> None:
@@ -71,9 +75,9 @@ def progress(message: str) -> None:
 # Inside the instance (its environment, ``create_app()``)
 
 
-def prepare_inside(records: int, reviewers: int, legal: int, case_records: int) -> None:
-    """Populate through `bench.review`, add the reviewers and legal officers, the recipient and the case; print
-    what the users need as JSON after ``MIXED_PREPARED=``."""
+def prepare_inside(records: int, reviewers: int, legal: int, case_records: int, identity_path: str) -> None:
+    """Populate through `bench.review`, add the reviewers and legal officers, the recipient and the case; write the
+    recipient's age identity to ``identity_path``; print what the users need as JSON after ``MIXED_PREPARED=``."""
     import pyotp
     import pyrage
     import sqlalchemy as sa
@@ -105,6 +109,9 @@ def prepare_inside(records: int, reviewers: int, legal: int, case_records: int) 
             people.append({"username": account.username, "secret": secret})
         admin = accounts.create_account(username="bench-mixed-admin", roles=["admin"])
         identity = pyrage.x25519.Identity.generate()
+        identity_file = Path(identity_path)
+        identity_file.touch(mode=0o600)
+        identity_file.write_text(str(identity) + "\n", encoding="utf-8")
         recipient = register(RecipientInput(
             key=RECIPIENT_KEY, name="Bench UN mechanism", category="un_mechanism", country=None,
             is_authority=False, agreement_reference="BENCH-AGR-1", agreement_date=utc_now().date(),
@@ -135,69 +142,104 @@ def prepare_inside(records: int, reviewers: int, legal: int, case_records: int) 
 
 
 def verify_inside(path: str) -> None:
-    """Check the acknowledgements listed in the JSON file at ``path`` against the database, and describe every
-    export; print the findings as JSON after ``MIXED_VERIFY=``."""
-    import sqlalchemy as sa
-
+    """`check_stored` on the JSON file at ``path``; print the findings as JSON after ``MIXED_VERIFY=``."""
     from intake import create_app
-    from intake.accounts.models import Account
-    from intake.core.db import db
-    from intake.exports.models import Export, ExportRecord
-    from intake.testimonies.models import Incident, Testimony
-    from intake.testimonies.operations import read_narrative
 
     given = json.loads(Path(path).read_text(encoding="utf-8"))
+    with create_app().app_context():
+        result = check_stored(given)
+    print(VERIFY_MARKER + json.dumps(result), flush=True)
+
+
+def check_stored(given: dict[str, Any]) -> dict[str, Any]:
+    """Check the acknowledgements in ``given`` against the current application's database, verify every downloaded
+    case file as its recipient would, and describe every export.
+
+    ``given`` names the interviewer (``username``), the keys sent (``tried``), the acknowledgements (``acks``:
+    key, id, pseudonym), the recipient's age identity file (``identity_file``) and the downloads (``downloads``:
+    export id and file). A record is stored as sent when its submission digest is that of the body the interviewer
+    sent with its key, and readable when the interviewer who recorded it opens it (`open_record`, audited) and finds
+    the narrative naming the key and both incidents. No key can be stored twice (the unique key
+    uq_testimonies_idempotency_key), so a duplicate shows as a record stored without being sent, or as more records
+    stored than were sent."""
+    import sqlalchemy as sa
+    from flask import current_app
+
+    from bench.mixed_flows import interview_body
+    from intake.accounts.models import Account
+    from intake.core.access import AccessRefused, Part, open_record
+    from intake.core.crypto import current_keyring
+    from intake.core.db import db
+    from intake.exports.archive import InvalidIdentity, parse_identities
+    from intake.exports.models import Export, ExportRecord
+    from intake.exports.signing import public_key_text
+    from intake.exports.verify import verify_bundle
+    from intake.interviews.operations import request_digest
+    from intake.testimonies.models import Testimony
+
     acks: list[dict[str, Any]] = given["acks"]
     tried = set(given["tried"])
-    app = create_app()
     problems: list[str] = []
-    with app.app_context():
-        account = db.session.scalar(sa.select(Account).where(Account.username == given["username"]))
-        if account is None:
-            raise SystemExit(f"no account {given['username']!r}")
-        mine = Testimony.interviewer_id == account.id
-        per_key = dict(db.session.execute(sa.select(Testimony.idempotency_key, sa.func.count()).where(mine)
-                                          .group_by(Testimony.idempotency_key)).all())
-        duplicates = sum(int(n) - 1 for key, n in per_key.items() if key is not None and int(n) > 1)
-        strays = sum(int(n) for key, n in per_key.items() if key is None or key not in tried)
-        incidents = dict(db.session.execute(sa.select(Incident.testimony_id, sa.func.count()).join(Testimony)
-                                            .where(mine).group_by(Incident.testimony_id)).all())
-        lost = unreadable = 0
-        acknowledged_keys = set()
-        for ack in acks:
-            acknowledged_keys.add(ack["key"])
-            testimony = db.session.scalar(sa.select(Testimony).where(mine, Testimony.idempotency_key == ack["key"]))
-            if testimony is None or testimony.id != ack["id"] or testimony.pseudonym != ack["pseudonym"] \
-                    or testimony.status != "submitted":
-                lost += 1
-                problems.append(f"{ack['key']}: " + ("not stored" if testimony is None else
-                                f"stored as {testimony.id} {testimony.pseudonym} ({testimony.status}), "
-                                f"acknowledged as {ack['id']} {ack['pseudonym']}"))
-                continue
-            narrative = read_narrative(testimony)
-            if not (isinstance(narrative, str) and f"Reference {ack['key']}." in narrative) \
-                    or incidents.get(testimony.id, 0) != 2:
-                unreadable += 1
-                problems.append(f"{ack['key']}: stored as {testimony.id} but not readable as sent")
-            db.session.expunge(testimony)
-        included = dict(db.session.execute(sa.select(ExportRecord.export_id, sa.func.count())
-                                           .where(ExportRecord.included.is_(True))
-                                           .group_by(ExportRecord.export_id)).all())
-        exports = []
-        for export in db.session.scalars(sa.select(Export).order_by(Export.id)):
-            def seconds(start: Any, end: Any) -> float | None:
-                return None if start is None or end is None else round((end - start).total_seconds(), 3)
-            exports.append({"id": export.id, "status": export.status, "failure": export.failure,
-                            "queued_s": seconds(export.requested_at, export.started_at),
-                            "build_s": seconds(export.started_at, export.finished_at),
-                            "records": export.progress_total, "included": int(included.get(export.id, 0)),
-                            "size_bytes": export.size, "downloads": export.downloads})
-        result = {"acknowledged": len(acks), "lost": lost, "unreadable": unreadable, "duplicates": duplicates,
-                  "strays": strays, "stored": sum(int(n) for n in per_key.values()),
-                  "stored_unacknowledged": len([k for k in per_key if k in tried and k not in acknowledged_keys]),
-                  "problems": problems[:20], "exports": exports}
-        db.session.rollback()
-    print(VERIFY_MARKER + json.dumps(result), flush=True)
+    account = db.session.scalar(sa.select(Account).where(Account.username == given["username"]))
+    if account is None:
+        raise SystemExit(f"no account {given['username']!r}")
+    mine = Testimony.interviewer_id == account.id
+    stored_keys = [key for (key,) in db.session.execute(sa.select(Testimony.idempotency_key).where(mine))]
+    strays = sum(1 for key in stored_keys if key is None or key not in tried)
+    lost = unreadable = 0
+    acknowledged_keys = set()
+    for ack in acks:
+        acknowledged_keys.add(ack["key"])
+        testimony = db.session.scalar(sa.select(Testimony).where(mine, Testimony.idempotency_key == ack["key"]))
+        if testimony is None or testimony.id != ack["id"] or testimony.pseudonym != ack["pseudonym"] \
+                or testimony.status != "submitted":
+            lost += 1
+            problems.append(f"{ack['key']}: " + ("not stored" if testimony is None else
+                            f"stored as {testimony.id} {testimony.pseudonym} ({testimony.status}), "
+                            f"acknowledged as {ack['id']} {ack['pseudonym']}"))
+            continue
+        try:
+            view = open_record(account, testimony, {Part.CONTENT}, config=current_app.config)
+            readable = f"Reference {ack['key']}." in str(view.narrative) and len(view.incidents) == 2
+        except AccessRefused as refused:
+            readable = False
+            problems.append(f"{ack['key']}: the interviewer may not open {testimony.id} "
+                            f"({refused.decision.reason})")
+        if testimony.submission_digest != request_digest(interview_body(ack["key"])) or not readable:
+            unreadable += 1
+            problems.append(f"{ack['key']}: stored as {testimony.id} but not readable as sent")
+        db.session.expunge(testimony)
+    db.session.commit()  # the interviewer's openings, audited as any other
+    downloads = []
+    if given.get("downloads"):
+        try:
+            identities = parse_identities(Path(given["identity_file"]).read_text(encoding="utf-8"))
+        except (OSError, InvalidIdentity) as error:
+            raise SystemExit(f"the recipient's identity cannot be read: {error}") from None
+        signing_key = public_key_text(current_keyring())
+        for download in given["downloads"]:
+            report = verify_bundle(Path(download["file"]), identities, public_key=signing_key)
+            downloads.append({"export_id": download["export_id"], "verified": report.ok,
+                              "failed": [text for good, text in report.findings if not good][:3]})
+    included = dict(db.session.execute(sa.select(ExportRecord.export_id, sa.func.count())
+                                       .where(ExportRecord.included.is_(True))
+                                       .group_by(ExportRecord.export_id)).all())
+    exports = []
+    for export in db.session.scalars(sa.select(Export).order_by(Export.id)):
+        def seconds(start: Any, end: Any) -> float | None:
+            return None if start is None or end is None else round((end - start).total_seconds(), 3)
+        exports.append({"id": export.id, "status": export.status, "failure": export.failure,
+                        "queued_s": seconds(export.requested_at, export.started_at),
+                        "build_s": seconds(export.started_at, export.finished_at),
+                        "records": export.progress_total, "included": int(included.get(export.id, 0)),
+                        "size_bytes": export.size, "downloads": export.downloads})
+    result = {"acknowledged": len(acks), "lost": lost, "unreadable": unreadable,
+              "duplicates": max(0, len(stored_keys) - len(tried)), "strays": strays,
+              "stored": len(stored_keys), "sent": len(tried),
+              "stored_unacknowledged": len([k for k in stored_keys if k in tried and k not in acknowledged_keys]),
+              "problems": problems[:20], "downloads": downloads, "exports": exports}
+    db.session.rollback()
+    return result
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -248,6 +290,15 @@ def read_failures(path: Path) -> list[dict[str, Any]]:
                  "occurrences": int(row["Occurrences"])} for row in csv.DictReader(handle)]
 
 
+def read_exceptions(path: Path) -> list[dict[str, Any]]:
+    """locust's ``<prefix>_exceptions.csv``: each exception raised in a user's task or ``on_start``, how often,
+    and its message (the traceback left out)."""
+    if not path.exists():
+        return []
+    with path.open(newline="", encoding="utf-8") as handle:
+        return [{"count": int(row["Count"]), "message": row["Message"]} for row in csv.DictReader(handle)]
+
+
 def read_lines(path: Path) -> list[dict[str, Any]]:
     """A file of one JSON object a line (the users' own records); missing means none."""
     if not path.exists():
@@ -266,6 +317,7 @@ class RunResult:
     settings: dict[str, Any] = field(default_factory=dict)
     endpoints: list[Endpoint] = field(default_factory=list)
     failures: list[dict[str, Any]] = field(default_factory=list)
+    exceptions: list[dict[str, Any]] = field(default_factory=list)
     checks: dict[str, Any] = field(default_factory=dict)
     exports: dict[str, Any] = field(default_factory=dict)
 
@@ -274,44 +326,72 @@ class RunResult:
         return bool(self.checks.get("passed"))
 
 
+RECORD_ENDPOINT = "GET /review/records/[id]"
+
+
 def judge(result: RunResult, verification: dict[str, Any], sessions: list[dict[str, Any]], *,
-          interviewers: int, legal: int) -> None:
-    """Fill ``checks`` and ``exports`` from the stats, the database's findings and the legal officers' records."""
+          interviewers: int, reviewers: int, legal: int) -> None:
+    """Fill ``checks`` and ``exports`` from the stats, locust's exceptions, the database's findings and the legal
+    officers' records."""
     errors = sum(e.failures for e in result.endpoints)
+    exceptions = sum(int(e["count"]) for e in result.exceptions)
     exports = verification.pop("exports")
+    sizes = {e["id"]: e["size_bytes"] for e in exports}
+    verified = {d["export_id"]: d for d in verification.get("downloads", [])}
     built = [e for e in exports if e["status"] in ("ready", "downloaded")]
     durations = [e["build_s"] for e in built if e["build_s"] is not None]
     downloads = [s for s in sessions if s.get("age_file")]
+    opened = sum(e.requests for e in result.endpoints if e.name == RECORD_ENDPOINT)
     checks: dict[str, Any] = {
         "errors": errors,
         "errors_by_endpoint": {e.name: e.failures for e in result.endpoints if e.failures},
+        "exceptions": exceptions,
         **{name: verification[name] for name in ("acknowledged", "lost", "unreadable", "duplicates", "strays",
                                                  "stored", "stored_unacknowledged")},
+        "sent": verification.get("sent"),
+        "duplicate_keys": "impossible: guaranteed by the unique key uq_testimonies_idempotency_key",
         "replayed_acknowledgements": verification.get("replayed", 0),
+        "records_opened": opened,
         "exports_requested": len(exports),
         "exports_built": len(built),
         "exports_downloaded": len(downloads),
-        "problems": verification["problems"],
+        "exports_verified": sum(1 for d in verified.values() if d["verified"]),
+        "problems": list(verification["problems"]),
     }
     failed = []
     if errors:
         failed.append(f"{errors} failed requests")
+    if exceptions:
+        failed.append(f"{exceptions} exceptions in the users' tasks")
     for name in ("lost", "unreadable", "duplicates", "strays"):
         if verification[name]:
             failed.append(f"{verification[name]} {name}")
     if interviewers and not verification["acknowledged"]:
         failed.append("no submission was acknowledged")
+    if reviewers and not opened:
+        failed.append("no record was opened by a reviewer")
     if len(built) != len(exports):
         failed.append(f"{len(exports) - len(built)} of {len(exports)} exports not built")
     if legal and not downloads:
         failed.append("no case file was downloaded")
     if any(s.get("state") != "ready" or not s.get("age_file") for s in sessions):
         failed.append("a requested case file was not downloaded as an age file")
+    for session in downloads:
+        number = session.get("export_id")
+        if session.get("downloaded_bytes") != sizes.get(number):
+            failed.append(f"export {number}: {session.get('downloaded_bytes')} bytes downloaded, "
+                          f"{sizes.get(number)} built")
+        found = verified.get(number)
+        if found is None or not found["verified"]:
+            failed.append(f"export {number}: the downloaded case file did not verify with the recipient's "
+                          f"identity")
+            checks["problems"] += found["failed"] if found is not None else []
     checks["failed"] = failed
     checks["passed"] = not failed
     result.checks = checks
     result.exports = {
         "requested": len(exports), "built": len(built), "downloaded": len(downloads),
+        "verified": checks["exports_verified"],
         "build_s": durations,
         "build_s_median": round(statistics.median(durations), 3) if durations else None,
         "build_s_max": max(durations) if durations else None,
@@ -405,14 +485,19 @@ def execute(args: argparse.Namespace) -> RunResult:
         progress("creating the keyring and migrating")
         instance.initialise()
         progress(f"populating {args.records:,} records, {args.reviewers} reviewers, {args.legal} legal officers")
+        identity_file = root / "recipient-identity.txt"
         output = instance.run_python(f"from bench.mixed import prepare_inside; prepare_inside({int(args.records)}, "
-                                     f"{int(args.reviewers)}, {int(args.legal)}, {int(args.case_records)})")
+                                     f"{int(args.reviewers)}, {int(args.legal)}, {int(args.case_records)}, "
+                                     f"{str(identity_file)!r})")
         prepared = json.loads(read_marker(output, PREPARED_MARKER))
         seeded = seed_interviewer(instance)
         files = {name: root / f"{name}.jsonl" for name in ("acks", "tried", "exports")}
+        downloads_dir = root / "downloads"
+        downloads_dir.mkdir(mode=0o700)
         users = {"interviewer": args.interviewers, "reviewer": args.reviewers, "legal": args.legal}
         settings = {**prepared, "token": seeded["token"], "users": users, "think_seconds": args.think_seconds,
                     "build_timeout_s": BUILD_TIMEOUT_S, "poll_seconds": POLL_SECONDS,
+                    "downloads_dir": str(downloads_dir),
                     **{f"{name}_file": str(path) for name, path in files.items()}}
         settings_file = root / "locust-settings.json"
         settings_file.write_text(json.dumps(settings), encoding="utf-8")
@@ -433,7 +518,8 @@ def execute(args: argparse.Namespace) -> RunResult:
         command = [sys.executable, "-m", "locust", "-f", str(PROJECT_ROOT / "bench" / "locustfile.py"),
                    "--headless", "--host", server.base_url, "--users", str(total), "--spawn-rate", str(total),
                    "--run-time", f"{args.duration:g}s", "--stop-timeout", f"{30 + BUILD_TIMEOUT_S:g}",
-                   "--csv", str(prefix), "--only-summary", "--loglevel", "WARNING"]
+                   "--csv", str(prefix), "--only-summary", "--loglevel", "WARNING",
+                   "--exit-code-on-error", str(LOCUST_EXIT_EXCEPTIONS)]
         locust_env = {**env, "MIXED_SETTINGS": str(settings_file)}
         progress(f"locust: {total} users for {args.duration:g} s")
         driver = _Process(command, env=locust_env, log=root / "locust.log")
@@ -443,9 +529,12 @@ def execute(args: argparse.Namespace) -> RunResult:
         except subprocess.TimeoutExpired as error:
             raise RuntimeError("locust did not stop in time") from error
         stats = prefix.parent / f"{prefix.name}_stats.csv"
-        if driver.process.returncode != 0 or not stats.exists():
+        exceptions = read_exceptions(prefix.parent / f"{prefix.name}_exceptions.csv")
+        expected_code = LOCUST_EXIT_EXCEPTIONS if exceptions else 0
+        if driver.process.returncode != expected_code or not stats.exists():
             log = (root / "locust.log").read_text(errors="replace").splitlines()[-30:]
             raise RuntimeError(f"locust failed with code {driver.process.returncode}:\n" + "\n".join(log))
+        result.exceptions = exceptions
         if worker.process.poll() is not None:
             raise RuntimeError(f"the export worker exited with code {worker.process.returncode}")
         result.endpoints = read_stats(stats)
@@ -453,14 +542,19 @@ def execute(args: argparse.Namespace) -> RunResult:
         worker.stop()
         progress("checking what was acknowledged and built")
         acks = read_lines(files["acks"])
+        sessions = read_lines(files["exports"])
         check_file = root / "verify.json"
         check_file.write_text(json.dumps({"username": INTERVIEWER_USERNAME, "acks": acks,
-                                          "tried": [t["key"] for t in read_lines(files["tried"])]}),
+                                          "tried": [t["key"] for t in read_lines(files["tried"])],
+                                          "identity_file": str(identity_file),
+                                          "downloads": [{"export_id": s["export_id"], "file": s["file"]}
+                                                        for s in sessions if s.get("file")]}),
                               encoding="utf-8")
         output = instance.run_python(f"from bench.mixed import verify_inside; verify_inside({str(check_file)!r})")
         verification = json.loads(read_marker(output, VERIFY_MARKER))
         verification["replayed"] = sum(1 for a in acks if a.get("replayed"))
-        judge(result, verification, read_lines(files["exports"]), interviewers=args.interviewers, legal=args.legal)
+        judge(result, verification, sessions, interviewers=args.interviewers, reviewers=args.reviewers,
+              legal=args.legal)
     return result
 
 
@@ -492,20 +586,26 @@ def render_markdown(result: RunResult) -> str:
                      f"{_ms(e.p99_ms)} | {e.failures if not e.failures else f'FLAGGED {e.failures}'} |")
     lines += ["", "## Checks", "",
               f"- {'PASSED' if result.passed else 'FAILED: ' + '; '.join(checks.get('failed', []))}",
-              f"- submissions acknowledged {checks.get('acknowledged', 0):,} (replays of an earlier attempt "
-              f"{checks.get('replayed_acknowledgements', 0)}), lost {checks.get('lost', 0)}, unreadable "
-              f"{checks.get('unreadable', 0)}, stored twice {checks.get('duplicates', 0)}, stored without being "
-              f"sent {checks.get('strays', 0)}, stored but not acknowledged "
-              f"{checks.get('stored_unacknowledged', 0)}",
-              f"- failed requests {checks.get('errors', 0)}"]
+              f"- submissions sent {checks.get('sent') or 0:,}, acknowledged {checks.get('acknowledged', 0):,} "
+              f"(replays of an earlier attempt {checks.get('replayed_acknowledgements', 0)}), lost "
+              f"{checks.get('lost', 0)}, not readable as sent {checks.get('unreadable', 0)}, stored beyond one per "
+              f"submission sent {checks.get('duplicates', 0)}, stored without being sent {checks.get('strays', 0)}, "
+              f"stored but not acknowledged {checks.get('stored_unacknowledged', 0)}; one key stored twice: "
+              f"guaranteed impossible by a unique key",
+              f"- records opened by reviewers {checks.get('records_opened', 0):,}",
+              f"- failed requests {checks.get('errors', 0)}, exceptions in the users' tasks "
+              f"{checks.get('exceptions', 0)}"]
     for failure in result.failures:
         lines.append(f"  - `{failure['name']}`: {failure['error']} × {failure['occurrences']}")
+    for exception in result.exceptions:
+        lines.append(f"  - exception: {exception['message']} × {exception['count']}")
     for problem in checks.get("problems", []):
         lines.append(f"  - {problem}")
     builds = ", ".join(f"{v:.1f}" for v in exports.get("build_s", []))
     lines += ["", "## Exports", "",
               f"- requested {exports.get('requested', 0)}, built {exports.get('built', 0)}, downloaded as age "
-              f"files {exports.get('downloaded', 0)}",
+              f"files {exports.get('downloaded', 0)}, verified with the recipient's identity "
+              f"{exports.get('verified', 0)}",
               f"- build durations (s): {builds or '—'}; median {exports.get('build_s_median')}, longest wait in the "
               f"queue {exports.get('queued_s_max')} s"]
     for item in exports.get("items", []):
@@ -525,6 +625,7 @@ def write_report(result: RunResult, directory: Path) -> Path:
     stem = "mixed-" + result.started_at.replace("-", "").replace(":", "")
     data = {"started_at": result.started_at, "machine": result.machine, "settings": result.settings,
             "endpoints": [asdict(e) for e in result.endpoints], "failures": result.failures,
+            "exceptions": result.exceptions,
             "checks": result.checks, "exports": result.exports, "passed": result.passed}
     markdown = directory / f"{stem}.md"
     for path, text in ((markdown, render_markdown(result)), (directory / f"{stem}.json",
@@ -582,6 +683,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except (DatabaseError, InstanceError, ServerError, RuntimeError, OSError) as error:
         progress(f"the run could not be made: {error}")
+        return EXIT_COULD_NOT_RUN
+    except (ValueError, KeyError, csv.Error) as error:  # a result file half written, or not what was expected
+        progress(f"the run could not be made: a result could not be read ({type(error).__name__}: {error})")
         return EXIT_COULD_NOT_RUN
     path = write_report(result, args.results_dir)
     print(render_markdown(result))

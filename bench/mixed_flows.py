@@ -205,6 +205,12 @@ def signed_in(status: int, location: str) -> bool:
 # The reviewer
 
 
+def is_queue_page(page: str) -> bool:
+    """Whether a page is the review queue (its filter form sends to the queue), not the sign-in page a lost
+    session is sent to."""
+    return any(found.method == "get" and found.action.partition("?")[0] == QUEUE for found in forms(page))
+
+
 def record_links(page: str) -> list[int]:
     """The ids of the records a queue page links to, in the page's order, each once."""
     seen: dict[int, None] = {}
