@@ -21,6 +21,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -100,6 +101,8 @@ class Suite:
     arguments: Callable[[Options], list[str]]
     postgres_suffix: str | None = ""  # appended to --postgres-url's database name; None: it takes no URL
     needs_postgres: bool = True
+    scratch_database: str = ""  # the database it makes by default (ending in _*: the prefix of several); "": none
+    redis_url: str = ""  # the Redis database it uses, if any
 
     @property
     def path(self) -> Path:
@@ -141,14 +144,34 @@ def _mixed_arguments(options: Options) -> list[str]:
 
 
 SUITES: tuple[Suite, ...] = (
-    Suite("http", "bench.run", "bench", _http_arguments),
+    Suite("http", "bench.run", "bench", _http_arguments, scratch_database="intake_bench"),
     Suite("intake-sqlite", "bench.run", "bench", _intake_sqlite_arguments, postgres_suffix=None,
           needs_postgres=False),
-    Suite("crypto", "bench.crypto", "crypto", _crypto_arguments, postgres_suffix="_crypto"),
-    Suite("audit", "bench.audit", "audit", _quick_only),  # its URL's name prefixes its own scratch databases
-    Suite("export", "bench.export", "export", _quick_only, postgres_suffix="_export"),
-    Suite("mixed", "bench.mixed", "mixed", _mixed_arguments, postgres_suffix="_mixed"),
+    Suite("crypto", "bench.crypto", "crypto", _crypto_arguments, postgres_suffix="_crypto",
+          scratch_database="intake_bench_crypto"),
+    # its URL's name prefixes its own scratch databases
+    Suite("audit", "bench.audit", "audit", _quick_only, scratch_database="intake_bench_*"),
+    Suite("export", "bench.export", "export", _quick_only, postgres_suffix="_export", scratch_database="bench_export"),
+    Suite("mixed", "bench.mixed", "mixed", _mixed_arguments, postgres_suffix="_mixed",
+          scratch_database="intake_bench_mixed", redis_url="redis://127.0.0.1:6379/12"),
 )
+
+
+def left_behind(suite: Suite, options: Options) -> str:
+    """What a killed suite may leave behind: its scratch database, Redis database and temporary folder."""
+    parts = []
+    if suite.scratch_database:
+        name = suite.scratch_database
+        if options.postgres_url is not None and suite.postgres_suffix is not None:
+            import sqlalchemy as sa
+
+            several = "_*" if name.endswith("_*") else ""
+            name = f"{sa.engine.make_url(options.postgres_url).database}{suite.postgres_suffix}{several}"
+        parts.append(f"PostgreSQL database {name}")
+    if suite.redis_url:
+        parts.append(f"the keys in Redis {suite.redis_url}")
+    parts.append(f"its temporary folder in {tempfile.gettempdir()}")
+    return ", ".join(parts)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -189,21 +212,51 @@ def _interrupt_on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def _stop(process: subprocess.Popen[str]) -> int:
-    """Ask the suite to stop as Ctrl-C would (it stops its servers and drops its databases), then kill what is left."""
+def process_groups_below(pid: int) -> set[int]:
+    """The process groups of every process ``pid`` started, directly or not (read from /proc; empty without it)."""
+    parents: dict[int, list[tuple[int, int]]] = {}
+    try:
+        entries = list(Path("/proc").iterdir())
+    except OSError:
+        return set()
+    for entry in entries:
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text(encoding="utf-8").rpartition(")")[2].split()
+        except OSError:
+            continue
+        parents.setdefault(int(fields[1]), []).append((int(entry.name), int(fields[2])))
+    groups: set[int] = set()
+    waiting = [pid]
+    while waiting:
+        for child, group in parents.get(waiting.pop(), []):
+            groups.add(group)
+            waiting.append(child)
+    return groups
+
+
+def _stop(process: subprocess.Popen[str]) -> tuple[int, bool]:
+    """Ask the suite to stop as Ctrl-C would (it stops its servers and drops its databases), then kill what is left.
+
+    Returns its exit status and whether it had to be killed. The servers, load generator and workers it started run
+    in sessions of their own, so their process groups are killed with the suite's."""
     if process.poll() is None:
         process.send_signal(signal.SIGINT)
     try:
-        return process.wait(timeout=STOP_GRACE_SECONDS)
+        return process.wait(timeout=STOP_GRACE_SECONDS), False
     except subprocess.TimeoutExpired:
         progress(f"the suite did not stop within {STOP_GRACE_SECONDS:.0f} s: killing it")
     except KeyboardInterrupt:
         progress("interrupted again: killing the suite")
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    return process.wait()
+    groups = {process.pid} | process_groups_below(process.pid)
+    groups.discard(os.getpgrp())
+    for group in sorted(groups):
+        try:
+            os.killpg(group, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    return process.wait(), True
 
 
 def _relay(stream: IO[str], written: list[tuple[Path, Path]]) -> None:
@@ -217,11 +270,14 @@ def _relay(stream: IO[str], written: list[tuple[Path, Path]]) -> None:
             written.append((markdown, Path(match.group(2)) if match.group(2) else markdown.with_suffix(".json")))
 
 
-def newest_result(directory: Path, prefix: str, since: float) -> Path | None:
-    """The newest ``<prefix>-*.json`` in ``directory`` written at or after ``since`` (a time.time())."""
-    candidates = [
-        path for path in directory.glob(f"{prefix}-*.json") if path.stat().st_mtime >= since - 1
-    ]
+def result_files(directory: Path, prefix: str) -> set[Path]:
+    """The ``<prefix>-*.json`` files in ``directory`` now."""
+    return set(directory.glob(f"{prefix}-*.json"))
+
+
+def newest_result(directory: Path, prefix: str, before: set[Path]) -> Path | None:
+    """The newest ``<prefix>-*.json`` in ``directory`` that is not among ``before`` (listed when the suite started)."""
+    candidates = [path for path in result_files(directory, prefix) if path not in before]
     return max(candidates, key=lambda path: path.stat().st_mtime, default=None)
 
 
@@ -233,6 +289,7 @@ def run_suite(suite: Suite, options: Options, extra: Sequence[str] = ()) -> Outc
         progress(f"{suite.name}: MISSING, not run: {reason}")
         return Outcome(suite.name, command, "missing", reason=reason)
     progress(f"{suite.name}: {shlex.join(['python', *command[1:]])}")
+    before = result_files(options.results_dir, suite.prefix)
     since = time.time()
     written: list[tuple[Path, Path]] = []
     # A session of its own, so that a Ctrl-C reaches it once, from here, and it can clean up before it exits.
@@ -247,8 +304,14 @@ def run_suite(suite: Suite, options: Options, extra: Sequence[str] = ()) -> Outc
         status = process.wait()
     except KeyboardInterrupt:
         progress(f"{suite.name}: interrupted, stopping it")
-        outcome.status = _stop(process)
+        outcome.status, killed = _stop(process)
         outcome.state = "interrupted"
+        if killed:
+            outcome.reason = (
+                f"killed before it cleaned up: {left_behind(suite, options)} may be left behind (its next run "
+                "recreates the database)"
+            )
+            progress(f"{suite.name}: {outcome.reason}")
         relay.join(timeout=5)
         outcome.seconds = time.time() - since
         raise Interrupted(outcome) from None
@@ -259,7 +322,7 @@ def run_suite(suite: Suite, options: Options, extra: Sequence[str] = ()) -> Outc
     if written:
         outcome.result_markdown, outcome.result_json = written[-1]
     else:
-        outcome.result_json = newest_result(options.results_dir, suite.prefix, since)
+        outcome.result_json = newest_result(options.results_dir, suite.prefix, before)
         if outcome.result_json is not None:
             outcome.result_markdown = outcome.result_json.with_suffix(".md")
     if outcome.result_json is not None:

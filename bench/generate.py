@@ -19,6 +19,12 @@ audited), within the media the consent covers. Most records are assigned to the 
 records leave the queue exactly as in service. The records' own audit events (created, consent recorded, submitted)
 are not written.
 
+Two things differ from the service on purpose. The records' statuses are drawn from submitted, in_review, reviewed
+and archived in fixed shares (`STATUSES`), because the reviewer pages show and filter by them, although no service
+code moves a record past submitted. And the attachments are stored after the records were written as submitted,
+through `store_attachment` directly: the service adds them through `store_interview_attachment`, only to a draft or
+within the correction window, which most of these records are past.
+
 The command line makes a throw-away instance (keyring, migrated database: SQLite in a temporary folder, or the
 PostgreSQL database of ``--postgres-url``, dropped and recreated, and dropped at the end), fills it, and writes what
 it made and how long each phase took to bench/results/generate-<UTC timestamp>.{md,json}. Exit status: 0 when the
@@ -520,7 +526,7 @@ def generate(records: int = DEFAULT_RECORDS, *, seed: int = SEED, batch: int = B
     from consent.records import Purpose, ScriptItem
     from intake.accounts.models import Account
     from intake.consents.models import ConsentRecord
-    from intake.consents.operations import record_withdrawal
+    from intake.consents.operations import ConsentInput, consent_problems, record_withdrawal
     from intake.core.access.models import Assignment
     from intake.core.crypto import keyring_holding
     from intake.core.crypto.datakeys import primary_kek_version
@@ -573,6 +579,7 @@ def generate(records: int = DEFAULT_RECORDS, *, seed: int = SEED, batch: int = B
     place_counts: Counter[str] = Counter()
     format_counts: Counter[str] = Counter()
     stored_attachments: list[StoredAttachment] = []
+    consents_checked: set[tuple[str, int]] = set()  # (script language, version) whose consent passed the checks
     seconds["accounts"] = time.perf_counter() - began
     record_seconds = attachment_seconds = 0.0
 
@@ -650,17 +657,30 @@ def generate(records: int = DEFAULT_RECORDS, *, seed: int = SEED, batch: int = B
                 grants = {Purpose.DOCUMENTATION.value: "pseudonymous", Purpose.UN_MECHANISMS.value: "anonymous"}
                 if number == 2:
                     grants[Purpose.INTERNATIONAL_JUSTICE.value] = "confidential"
+                given = ConsentInput(script_language=script.language, items_confirmed=frozenset(items),
+                                     method="written", capacity_confirmed=True, voluntariness_confirmed=True,
+                                     grants=grants, media=allowed_media, exclusions=(("authorities_of", "AZ"),))
+                if (script.language, number) not in consents_checked:
+                    problems = consent_problems(given, today=today)
+                    if problems:
+                        raise RuntimeError(f"generated consent refused: {problems}")
+                    consents_checked.add((script.language, number))
+                # The row record_consent would store for it.
                 consents.append({
                     "id": consent_id, "testimony_id": testimony_id, "number": number,
                     # A later version is never dated after now: a consent not yet given permits nothing.
                     "recorded_at": started if number == 1
                     else min(submitted + timedelta(days=rng.randrange(1, 60)), now - timedelta(minutes=1)),
                     "recorded_by_id": interviewer, "script_language": script.language, "script_hash": script.hash,
-                    "method": "written", "items": items, "capacity_confirmed": True,
-                    "voluntariness_confirmed": True, "witness_present": False, "interpreter_present": False,
-                    "is_minor": False, "guardian_consented": False, "child_assented": False,
-                    "best_interests_given": False, "grants": grants, "media": media,
-                    "exclusions": [["authorities_of", "AZ"]], "follow_up_permitted": False, "review_date": None,
+                    "method": given.method, "items": sorted(given.items_confirmed),
+                    "capacity_confirmed": given.capacity_confirmed,
+                    "voluntariness_confirmed": given.voluntariness_confirmed,
+                    "witness_present": bool(given.witness.strip()),
+                    "interpreter_present": bool(given.interpreter.strip()), "is_minor": given.is_minor,
+                    "guardian_consented": False, "child_assented": False, "best_interests_given": False,
+                    "grants": dict(sorted(given.grants.items())), "media": sorted(given.media),
+                    "exclusions": [[k, v] for k, v in sorted(set(given.exclusions))],
+                    "follow_up_permitted": given.follow_up_permitted, "review_date": given.review_date,
                     "particulars": sealed("consent_versions", consent_id, "particulars",
                                           {"witness": "", "interpreter": "", "best_interests_note": "",
                                            "follow_up": None}, open_key)})

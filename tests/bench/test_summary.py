@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,6 +14,8 @@ from typing import Any
 
 import pytest
 
+import bench.all as bench_all
+from bench import mixed, mixed_flows
 from bench.all import (
     SUITES,
     Figure,
@@ -18,12 +23,15 @@ from bench.all import (
     Outcome,
     Suite,
     build_summary,
+    left_behind,
     main,
     newest_result,
     render_markdown,
+    result_files,
     run_suite,
     write_summary,
 )
+from bench.report import RESULTS_DIR
 
 STARTED = datetime(2026, 12, 2, 12, 0, 0, tzinfo=UTC)
 
@@ -114,22 +122,34 @@ EXPORT = {
     "figures": {"build": {"build_mib_s": 8.56, "raw_mib_s": 513.19, "ratio": 0.0167}},
 }
 
-MIXED = {
-    "started_at": "2026-12-02T12:20:00Z",
-    "machine": MACHINE,
-    "settings": {"db": "postgresql", "records": 100000, "duration_s": 60.0},
-    "endpoints": [
-        {"name": "/api/v1/interviews", "method": "POST", "requests": 1200, "failures": 2, "rps": 20.0,
-         "p50_ms": 120.0, "p95_ms": 300.0, "p99_ms": 450.0},
-        {"name": "GET /review/records/[id]", "method": "GET", "requests": 600, "failures": 0, "rps": 10.0,
-         "p50_ms": 40.0, "p95_ms": 90.0, "p99_ms": None},
-    ],
-    "failures": [],
-    "checks": {"errors": 2, "lost": 0, "exports_requested": 3, "exports_built": 2,
-               "failed": ["2 failed requests", "1 of 3 exports not built"], "passed": False},
-    "exports": {"requested": 3, "built": 2, "downloaded": 2, "build_s": [4.0, 6.0], "build_s_median": 5.0},
-    "passed": False,
-}
+LOCUST_HEADER = (
+    "Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,Min Response Time,"
+    "Max Response Time,Average Content Size,Requests/s,Failures/s,50%,66%,75%,80%,90%,95%,98%,99%,99.9%,99.99%,100%"
+)
+
+
+def mixed_result_file(directory: Path) -> dict[str, Any]:
+    """A result file as bench.mixed writes it: endpoints read from a locust stats file by its own reader, under the
+    names its users give their requests, and its own report writer."""
+    interviews = mixed_flows.endpoint_name("POST", mixed_flows.INTERVIEWS)
+    record = mixed_flows.endpoint_name("GET", "/review/records/4812")
+    stats = directory / "locust_stats.csv"
+    stats.write_text("\n".join([
+        LOCUST_HEADER,
+        f"POST,{interviews},1200,2,110,130,20,900,310,20.0,0.03,120,150,170,200,250,300,380,450,800,900,900",
+        f"GET,{record},600,0,35,40,5,300,9000,10.0,0.0,40,50,55,60,80,90,95,N/A,N/A,N/A,N/A",
+        "GET,Aggregated,1800,2,80,100,5,900,3000,30.0,0.03,90,110,130,150,200,250,300,400,800,900,900",
+    ]) + "\n", encoding="utf-8")
+    result = mixed.RunResult(
+        started_at="2026-12-02T12:20:00Z", machine=MACHINE,
+        settings={"db": "postgresql", "records": 100000, "duration_s": 60.0},
+        endpoints=mixed.read_stats(stats),
+        checks={"errors": 2, "lost": 0, "failed": ["2 failed requests", "1 of 3 exports not built"], "passed": False},
+        exports={"requested": 3, "built": 2, "downloaded": 2, "build_s": [4.0, 6.0], "build_s_median": 5.0},
+    )
+    markdown = mixed.write_report(result, directory)
+    data: dict[str, Any] = json.loads(markdown.with_suffix(".json").read_text(encoding="utf-8"))
+    return data
 
 
 def outcome(name: str, data: dict[str, Any] | None, status: int = 0, stem: str | None = None,
@@ -197,15 +217,16 @@ def test_crypto_audit_export_rows_carry_their_controls_ratios_and_verdicts() -> 
     assert "Targets: 2 met, 2 MISSED." in markdown
 
 
-def test_mixed_endpoints_checks_and_builds_have_no_control() -> None:
-    summary = build_summary(STARTED, MACHINE, {}, [outcome("mixed", MIXED, status=1, stem="mixed-x")])
+def test_mixed_endpoints_checks_and_builds_have_no_control(tmp_path: Path) -> None:
+    data = mixed_result_file(tmp_path)
+    summary = build_summary(STARTED, MACHINE, {}, [outcome("mixed", data, status=1, stem="mixed-x")])
     rows = [(row.scenario, row.figure, row.value, row.control, row.target, row.verdict)
             for row in rows_of(summary.rows, "mixed")]
     assert rows == [
-        ("POST /api/v1/interviews", "req/s", 20.0, None, "—", "—"),
-        ("POST /api/v1/interviews", "p99 ms", 450.0, None, "—", "—"),
         ("GET /review/records/[id]", "req/s", 10.0, None, "—", "—"),
         ("GET /review/records/[id]", "p99 ms", None, None, "—", "—"),
+        ("POST /api/v1/interviews", "req/s", 20.0, None, "—", "—"),
+        ("POST /api/v1/interviews", "p99 ms", 450.0, None, "—", "—"),
         ("checks of what was stored and built", "checks failed", 2.0, None, "none", "MISSED"),
         ("case files (2 of 3 built)", "median build s", 5.0, None, "—", "—"),
     ]
@@ -213,6 +234,28 @@ def test_mixed_endpoints_checks_and_builds_have_no_control() -> None:
     assert "checks failed: 2 failed requests; 1 of 3 exports not built." in " ".join(summary.notes)
     markdown = render_markdown(summary, Path("/results"))
     assert "450" in table_line(markdown, "mixed", "POST /api/v1/interviews", "p99 ms")
+
+
+COMMITTED = {"http": "bench", "crypto": "crypto", "audit": "audit", "export": "export"}
+
+
+@pytest.mark.parametrize("name", sorted(COMMITTED))
+def test_the_newest_committed_result_file_of_each_suite_gives_a_row_per_result(name: str) -> None:
+    files = sorted(RESULTS_DIR.glob(f"{COMMITTED[name]}-*.json"))
+    assert files, f"no {COMMITTED[name]}-*.json in {RESULTS_DIR}"
+    data = json.loads(files[-1].read_text(encoding="utf-8"))
+    summary = build_summary(STARTED, MACHINE, {}, [outcome(name, data, stem=files[-1].stem, directory=RESULTS_DIR)])
+    assert not [note for note in summary.notes if "unexpected shape" in note]
+    rows = rows_of(summary.rows, name)
+    for result in data["results"]:
+        if str(result["scenario"]).startswith("alt:"):
+            continue
+        scenario = str(result["scenario"])
+        matching = [row for row in rows if row.scenario == scenario or row.scenario.startswith(f"{scenario}, ")]
+        assert matching, f"{files[-1].name}: no row for {scenario}"
+        assert all(isinstance(row.value, float) for row in matching), matching
+    markdown = render_markdown(summary, RESULTS_DIR)
+    assert f"[{files[-1].stem}.json]({files[-1].stem}.json)" in markdown
 
 
 def test_failed_and_missing_suites_are_listed_with_their_status_and_decide_the_exit_status() -> None:
@@ -266,7 +309,10 @@ def test_markdown_describes_the_machine_and_the_json_holds_the_same(tmp_path: Pa
         ("intake-sqlite", ["--db", "sqlite", "--scenario", "intake", "--duration", "5", "--warmup", "1"]),
         ("crypto", ["--db", "postgresql", "--quick", "--keys", "20000", "--no-alternatives",
                     "--postgres-url", "postgresql+psycopg://postgres@db:5432/mine_crypto"]),
+        ("audit", ["--db", "postgresql", "--quick", "--postgres-url", "postgresql+psycopg://postgres@db:5432/mine"]),
         ("export", ["--db", "postgresql", "--quick", "--postgres-url", "postgresql+psycopg://postgres@db:5432/mine_export"]),
+        ("mixed", ["--db", "postgresql", "--records", "2000", "--duration", "15",
+                   "--postgres-url", "postgresql+psycopg://postgres@db:5432/mine_mixed"]),
     ],
 )
 def test_quick_and_the_postgres_url_map_to_each_suites_own_options(name: str, expected: list[str]) -> None:
@@ -283,15 +329,35 @@ def test_a_suite_whose_module_is_absent_is_reported_missing_without_running() ->
 
 
 def test_the_result_file_of_a_suite_is_the_newest_with_its_prefix_written_since_it_started(tmp_path: Path) -> None:
-    old = tmp_path / "crypto-20261201T000000Z.json"
-    old.write_text("{}")
-    os.utime(old, (1_000_000, 1_000_000))
-    since = time.time()
+    (tmp_path / "crypto-20261201T000000Z.json").write_text("{}")
+    before = result_files(tmp_path, "crypto")
     new = tmp_path / "crypto-20261202T000000Z.json"
     new.write_text("{}")
     (tmp_path / "audit-20261202T000001Z.json").write_text("{}")
-    assert newest_result(tmp_path, "crypto", since) == new
-    assert newest_result(tmp_path, "export", since) is None
+    assert newest_result(tmp_path, "crypto", before) == new
+    assert newest_result(tmp_path, "export", result_files(tmp_path, "export")) is None
+
+
+def test_a_suite_sharing_a_prefix_does_not_take_the_file_the_previous_one_wrote_just_before(tmp_path: Path) -> None:
+    http = tmp_path / "bench-20261202T120000Z.json"
+    http.write_text("{}")  # written by the http suite a moment before intake-sqlite starts
+    before = result_files(tmp_path, "bench")
+    assert newest_result(tmp_path, "bench", before) is None
+    sqlite = tmp_path / "bench-20261202T120005Z.json"
+    sqlite.write_text("{}")
+    os.utime(http, (time.time() + 5, time.time() + 5))  # even when the older file looks newer
+    assert newest_result(tmp_path, "bench", before) == sqlite
+
+
+def test_a_killed_suite_names_the_database_and_redis_it_may_leave_behind() -> None:
+    suites = {suite.name: suite for suite in SUITES}
+    url = Options(postgres_url="postgresql+psycopg://postgres@db:5432/mine")
+    assert left_behind(suites["mixed"], url).startswith(
+        "PostgreSQL database mine_mixed, the keys in Redis redis://127.0.0.1:6379/12, its temporary folder in "
+    )
+    assert left_behind(suites["mixed"], Options()).startswith("PostgreSQL database intake_bench_mixed, ")
+    assert left_behind(suites["audit"], url).startswith("PostgreSQL database mine_*, its temporary folder")
+    assert left_behind(suites["intake-sqlite"], url).startswith("its temporary folder in ")
 
 
 def test_without_postgresql_nothing_runs_and_the_exit_status_is_2(
@@ -301,3 +367,43 @@ def test_without_postgresql_nothing_runs_and_the_exit_status_is_2(
     assert status == 2
     assert "PostgreSQL is not reachable at postgresql+psycopg://postgres@127.0.0.1:1/none" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a killed one not yet reaped counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
+
+
+def test_a_suite_that_will_not_stop_is_killed_with_the_servers_it_started_in_their_own_sessions(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("needs /proc to find the suite's servers")
+    monkeypatch.setattr(bench_all, "STOP_GRACE_SECONDS", 0.5)
+    script = (
+        "import signal, subprocess, sys, time\n"
+        "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+        "server = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'], start_new_session=True)\n"
+        "print(server.pid, flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    suite = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,  # noqa: S603
+                             start_new_session=True)
+    assert suite.stdout is not None
+    server = int(suite.stdout.readline())
+    try:
+        status, killed = bench_all._stop(suite)
+        assert (status, killed) == (-signal.SIGKILL, True)
+        for _ in range(100):
+            if not _running(server):
+                break
+            time.sleep(0.05)
+        assert not _running(server), "the suite's server outlived it"
+    finally:
+        if _running(server):
+            os.kill(server, signal.SIGKILL)
+        suite.stdout.close()
